@@ -1,0 +1,56 @@
+from django.db import models
+
+
+class Container(models.Model):
+    class State(models.TextChoices):
+        CREATED = "created"
+        RUNNING = "running"
+        PAUSED = "paused"
+        RESTARTING = "restarting"
+        EXITED = "exited"
+        DEAD = "dead"
+        REMOVING = "removing"
+
+    id = models.CharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=128, unique=True)
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="containers")
+    node = models.ForeignKey("nodes.Node", on_delete=models.PROTECT, related_name="containers")
+    image = models.ForeignKey("images.Image", on_delete=models.PROTECT, related_name="containers")
+    image_ref = models.CharField(max_length=255)  # what the user asked for, e.g. busybox:1.29
+    entrypoint = models.JSONField(null=True, blank=True)
+    cmd = models.JSONField(null=True, blank=True)
+    env = models.JSONField(default=list, blank=True)
+    working_dir = models.CharField(max_length=255, blank=True)
+    user = models.CharField(max_length=64, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    spec = models.JSONField(default=dict)  # the full Docker Config + HostConfig as requested
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED, db_index=True)
+    pid = models.IntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    restart_count = models.IntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["team", "-created"])]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in (self.State.RUNNING, self.State.PAUSED, self.State.RESTARTING)
+
+    @property
+    def host_config(self) -> dict:
+        return self.spec.get("HostConfig") or {}

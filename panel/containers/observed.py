@@ -1,0 +1,88 @@
+"""Record what the node observes about a container (state files, shim events) in the database.
+
+Both the job handlers and the event bridge call sync(); it is idempotent, so an event that
+arrives twice or after the handler already recorded it changes nothing.
+"""
+
+from datetime import UTC, datetime
+
+from django.db import transaction
+
+from panel.audit import services as audit
+from panel.events import publish
+
+from .models import Container
+
+_RUNTIME_STATES = {
+    "created": Container.State.CREATED,
+    "running": Container.State.RUNNING,
+    "exited": Container.State.EXITED,
+    "dead": Container.State.DEAD,
+}
+
+
+def _time(value):
+    if value in (None, "", 0):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    text = str(value).replace("Z", "+00:00")
+    # Python parses at most microseconds; the shim writes nanoseconds.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(c for c in tail if c.isdigit())
+        zone = tail[len(digits):]
+        text = f"{head}.{digits[:6]}{zone}"
+    return datetime.fromisoformat(text)
+
+
+@transaction.atomic
+def sync(container: Container, state) -> Container:
+    """Bring the row in line with the runtime's ContainerState; publish when it changed."""
+    row = Container.objects.select_for_update().filter(pk=container.pk).first()
+    if row is None or row.state == Container.State.REMOVING:
+        return container
+    new_state = _RUNTIME_STATES.get(state.status, Container.State.DEAD)
+    changes = {
+        "state": new_state,
+        "pid": state.pid or 0 if new_state == Container.State.RUNNING else 0,
+        "exit_code": state.exit_code if new_state != Container.State.RUNNING else None,
+        "started_at": _time(state.started_at) or row.started_at,
+        "finished_at": _time(state.finished_at) if new_state != Container.State.RUNNING else None,
+        "error": state.error or "",
+    }
+    if new_state == Container.State.CREATED:
+        changes["exit_code"] = row.exit_code
+    if all(getattr(row, field) == value for field, value in changes.items()):
+        return row
+    before = row.state
+    for field, value in changes.items():
+        setattr(row, field, value)
+    row.save(update_fields=list(changes))
+    if before != row.state:
+        audit.record(f"container.{row.state}", actor=None, team=row.team, obj_type="container",
+                     obj_id=row.id, obj_repr=row.name, before={"state": before},
+                     after={"state": row.state, "exit_code": row.exit_code}, source="system")
+    publish.container_state(row)
+    if row.state in (Container.State.EXITED, Container.State.DEAD) and row.host_config.get("AutoRemove"):
+        from . import services
+
+        transaction.on_commit(lambda: services.remove(acting_user=None, container=row, force=True,
+                                                      source="system"))
+    return row
+
+
+@transaction.atomic
+def record_start_failure(container: Container, error: str) -> None:
+    # Docker leaves a container whose process could not start in "created", with the error.
+    exit_code = 127 if "not found" in error or "no such file" in error else 126
+    Container.objects.filter(pk=container.pk).update(error=error, exit_code=exit_code)
+    container.error, container.exit_code = error, exit_code
+    publish.container_state(container)
+
+
+@transaction.atomic
+def removed(container: Container) -> None:
+    team_id = container.team_id
+    Container.objects.filter(pk=container.pk).delete()
+    publish.container_removed(container.id, team_id)

@@ -1,0 +1,167 @@
+"""Every change to a container goes through here: permission, validation, audit, job."""
+
+import re
+import secrets
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from panel.audit import services as audit
+from panel.errors import Conflict, InvalidParameter, NotFound, NotModified
+from panel.events import publish
+from panel.images import services as images
+from panel.jobs import services as jobs
+from panel.nodes.services import local_node
+from panel.teams.services import check_permission, primary_team, teams_of
+
+from . import names
+from .models import Container
+from .specs import validate_request
+
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}$")
+
+
+def visible_containers(user):
+    if user is None or user.is_superuser:
+        return Container.objects.all()
+    return Container.objects.filter(team__in=teams_of(user))
+
+
+def resolve(user, ref: str) -> Container:
+    """A container by full id, exact name, or unique id prefix, as Docker looks them up."""
+    containers = visible_containers(user)
+    ref = ref.removeprefix("/")
+    found = containers.filter(Q(id=ref) | Q(name=ref)).first()
+    if found:
+        return found
+    if _HEX_PREFIX.match(ref):
+        matches = list(containers.filter(id__startswith=ref)[:2])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+    raise NotFound(f"No such container: {ref}")
+
+
+def _summary(container: Container) -> dict:
+    return {"name": container.name, "image": container.image_ref, "state": container.state}
+
+
+def _enqueue(kind: str, container: Container, actor, payload: dict | None = None):
+    return jobs.enqueue(
+        kind,
+        target_type="container",
+        target_id=container.id,
+        target_repr=container.name,
+        actor=actor,
+        team=container.team,
+        node=container.node,
+        payload=payload,
+    )
+
+
+def create(*, acting_user, config: dict, host_config: dict | None = None, name: str | None = None,
+           team=None, source: str = "api") -> Container:
+    """Record a new container in state created; the worker prepares its root at start."""
+    team = team or primary_team(acting_user)
+    check_permission(acting_user, team, "operate")
+    host_config = host_config or {}
+    request = validate_request(config, host_config)
+    image = images.resolve(acting_user, request.image_ref)
+    name = names.validate(name) if name else None
+    try:
+        with transaction.atomic():
+            container = Container.objects.create(
+                id=secrets.token_hex(32),
+                name=name or _free_generated_name(),
+                team=team,
+                node=image.node if image.node_id else local_node(),
+                image=image,
+                image_ref=request.image_ref,
+                entrypoint=request.entrypoint,
+                cmd=request.cmd,
+                env=request.env,
+                working_dir=request.working_dir,
+                user=request.user,
+                labels=request.labels,
+                spec={"Config": config, "HostConfig": host_config},
+                created_by=acting_user,
+            )
+            audit.record("container.create", actor=acting_user, team=team, obj_type="container",
+                         obj_id=container.id, obj_repr=container.name, after=_summary(container),
+                         source=source)
+            publish.container_state(container)
+    except IntegrityError:
+        existing = Container.objects.filter(name=name).values_list("id", flat=True).first()
+        raise Conflict(
+            f'Conflict. The container name "/{name}" is already in use by container "{existing}". '
+            "You have to remove (or rename) that container to be able to reuse that name."
+        ) from None
+    return container
+
+
+def _free_generated_name() -> str:
+    for _ in range(20):
+        candidate = names.generate()
+        if not Container.objects.filter(name=candidate).exists():
+            return candidate
+    return f"{names.generate()}_{secrets.token_hex(2)}"
+
+
+@transaction.atomic
+def start(*, acting_user, container: Container, source: str = "api"):
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.state in (Container.State.RUNNING, Container.State.RESTARTING):
+        raise NotModified("container already started")
+    if container.state in (Container.State.REMOVING, Container.State.DEAD):
+        raise Conflict(f"cannot start container {container.name}: it is {container.state}")
+    audit.record("container.start", actor=acting_user, team=container.team, obj_type="container",
+                 obj_id=container.id, obj_repr=container.name, source=source)
+    return _enqueue("container.start", container, acting_user)
+
+
+@transaction.atomic
+def stop(*, acting_user, container: Container, timeout: int | None = None, source: str = "api"):
+    check_permission(acting_user, container.team, "operate")
+    if not container.is_running:
+        raise NotModified("container already stopped")
+    audit.record("container.stop", actor=acting_user, team=container.team, obj_type="container",
+                 obj_id=container.id, obj_repr=container.name, after={"timeout": timeout},
+                 source=source)
+    return _enqueue("container.stop", container, acting_user, {"timeout": timeout})
+
+
+@transaction.atomic
+def kill(*, acting_user, container: Container, signal: str = "SIGKILL", source: str = "api"):
+    check_permission(acting_user, container.team, "operate")
+    from .specs import parse_signal
+
+    signum = parse_signal(signal)
+    if not container.is_running:
+        raise Conflict(f"Cannot kill container: {container.id}: Container {container.id} is not running")
+    audit.record("container.kill", actor=acting_user, team=container.team, obj_type="container",
+                 obj_id=container.id, obj_repr=container.name, after={"signal": signum},
+                 source=source)
+    return _enqueue("container.kill", container, acting_user, {"signal": signum})
+
+
+@transaction.atomic
+def remove(*, acting_user, container: Container, force: bool = False, source: str = "api"):
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.is_running and not force:
+        raise Conflict(
+            f"You cannot remove a running container {container.id}. "
+            "Stop the container before attempting removal or force remove"
+        )
+    if container.state == Container.State.REMOVING and not force:
+        raise Conflict(f"removal of container {container.id} is already in progress")
+    before = _summary(container)
+    container.state = Container.State.REMOVING
+    container.save(update_fields=["state"])
+    audit.record("container.remove", actor=acting_user, team=container.team, obj_type="container",
+                 obj_id=container.id, obj_repr=container.name, before=before,
+                 after={"force": force}, source=source)
+    publish.container_state(container)
+    return _enqueue("container.remove", container, acting_user, {"force": force})

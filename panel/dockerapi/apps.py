@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DockerApiConfig(AppConfig):
+    name = "panel.dockerapi"
+    label = "dockerapi"

@@ -1,0 +1,46 @@
+from django.db import models
+
+
+class Image(models.Model):
+    """An image in a node's store. id is the sha256 of its config (Docker's image Id)."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="images")
+    node = models.ForeignKey("nodes.Node", on_delete=models.PROTECT, related_name="images")
+    config = models.JSONField()  # the OCI image config (architecture, os, config, rootfs, history)
+    layers = models.JSONField(default=list)  # diff ids ("sha256:..."), bottom to top
+    parent = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(default=0)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        tags = [str(t) for t in self.tags.all()]
+        return ", ".join(tags) or self.short_id
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def docker_id(self) -> str:
+        return f"sha256:{self.id}"
+
+    @property
+    def run_config(self) -> dict:
+        return self.config.get("config") or {}
+
+
+class ImageTag(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
+    repository = models.CharField(max_length=255)
+    tag = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "tag"], name="unique_repo_tag")]
+        ordering = ["repository", "tag"]
+
+    def __str__(self):
+        return f"{self.repository}:{self.tag}"

@@ -1,0 +1,73 @@
+import asyncio
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from panel.events import publish
+
+from .models import Job
+
+
+def enqueue(kind: str, *, target_type: str, target_id: str, target_repr: str = "",
+            actor, team, node, payload: dict | None = None) -> Job:
+    """Create a Job and send it to its node's queue once the transaction commits."""
+    job = Job.objects.create(
+        kind=kind,
+        target_type=target_type,
+        target_id=target_id,
+        target_repr=target_repr,
+        actor=actor,
+        team=team,
+        node=node,
+        payload=payload or {},
+    )
+    publish.job_state(job)
+    transaction.on_commit(lambda: _send_task(job))
+    return job
+
+
+def _send_task(job: Job) -> None:
+    from workers.celery import app
+
+    app.send_task("workers.tasks.run_job", args=[str(job.id)], queue=job.node.queue)
+
+
+def mark(job: Job, state: str, *, error: str = "", result: dict | None = None) -> None:
+    job.state = state
+    now = timezone.now()
+    if state == Job.State.RUNNING:
+        job.started = now
+    if state in Job.TERMINAL:
+        job.finished = now
+        job.progress = 100 if state == Job.State.SUCCEEDED else job.progress
+    job.error = error
+    if result is not None:
+        job.result = result
+    job.save(update_fields=["state", "started", "finished", "progress", "error", "result"])
+    publish.job_state(job)
+
+
+async def wait_for(job_id, timeout: float = 60.0) -> Job:
+    """Wait until a job is terminal; listens on its Channels group, checks the row to close races."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = f"job.{job_id}"
+    await layer.group_add(group, channel)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            job = await Job.objects.aget(pk=job_id)
+            if job.is_terminal:
+                return job
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return job
+            try:
+                # Re-read the row after every message or every second, whichever first.
+                await asyncio.wait_for(layer.receive(channel), timeout=min(remaining, 1.0))
+            except TimeoutError:
+                pass
+    finally:
+        await layer.group_discard(group, channel)

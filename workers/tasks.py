@@ -1,0 +1,87 @@
+"""Thin tasks: load the job, call the runtime, record what the node now observes."""
+
+import logging
+
+from celery import shared_task
+from django.db import close_old_connections
+
+from panel.containers import observed
+from panel.containers.models import Container
+from panel.containers.specs import runtime_spec
+from panel.errors import DockyardError
+from panel.jobs import services as jobs
+from panel.jobs.models import Job
+from workers import node
+from workers.runtime.container import StartError
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="workers.tasks.run_job", acks_late=True)
+def run_job(job_id: str) -> None:
+    close_old_connections()
+    job = Job.objects.select_related("node", "team").get(pk=job_id)
+    if job.is_terminal:  # a redelivered message: the work is done
+        return
+    jobs.mark(job, Job.State.RUNNING)
+    try:
+        result = HANDLERS[job.kind](job)
+    except (DockyardError, StartError, OSError, ValueError) as exc:
+        log.warning("job %s %s failed: %s", job.id, job.kind, exc)
+        jobs.mark(job, Job.State.FAILED, error=str(exc))
+    except Exception as exc:
+        log.exception("job %s %s crashed", job.id, job.kind)
+        jobs.mark(job, Job.State.FAILED, error=f"internal error: {exc}")
+    else:
+        jobs.mark(job, Job.State.SUCCEEDED, result=result or {})
+
+
+def _container(job: Job) -> Container:
+    return Container.objects.select_related("image", "team", "node").get(pk=job.target_id)
+
+
+def start_container(job: Job) -> dict:
+    container = _container(job)
+    store = node.image_store()
+    layers = [store.layer_dir(diff_id.removeprefix("sha256:")) for diff_id in container.image.layers]
+    rt = node.runtime()
+    rt.create(runtime_spec(container, layers))
+    try:
+        pid = rt.start(container.id)
+    except StartError as exc:
+        observed.record_start_failure(container, str(exc))
+        raise
+    observed.sync(container, rt.state(container.id))
+    return {"pid": pid}
+
+
+def stop_container(job: Job) -> dict:
+    container = _container(job)
+    rt = node.runtime()
+    rt.stop(container.id, timeout=job.payload.get("timeout"))
+    observed.sync(container, rt.state(container.id))
+    return {}
+
+
+def kill_container(job: Job) -> dict:
+    container = _container(job)
+    node.runtime().kill(container.id, job.payload["signal"])
+    return {}
+
+
+def remove_container(job: Job) -> dict:
+    try:
+        container = _container(job)
+    except Container.DoesNotExist:
+        return {}
+    node.runtime().remove(container.id, force=True)
+    observed.removed(container)
+    return {}
+
+
+HANDLERS = {
+    "container.start": start_container,
+    "container.stop": stop_container,
+    "container.kill": kill_container,
+    "container.remove": remove_container,
+}
