@@ -12,7 +12,8 @@ from panel.errors import DockyardError
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
 from workers import node
-from workers.runtime.container import StartError
+from workers.runtime.container import RuntimeError_, StartError
+from workers.runtime.spec import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def run_job(job_id: str) -> None:
     jobs.mark(job, Job.State.RUNNING)
     try:
         result = HANDLERS[job.kind](job)
-    except (DockyardError, StartError, OSError, ValueError) as exc:
+    except (DockyardError, RuntimeError_, SpecError, OSError, ValueError) as exc:
         log.warning("job %s %s failed: %s", job.id, job.kind, exc)
         jobs.mark(job, Job.State.FAILED, error=str(exc))
     except Exception as exc:
@@ -43,7 +44,7 @@ def _container(job: Job) -> Container:
 def start_container(job: Job) -> dict:
     container = _container(job)
     store = node.image_store()
-    layers = [store.layer_dir(diff_id.removeprefix("sha256:")) for diff_id in container.image.layers]
+    layers = [store.layer_dir(diff_id) for diff_id in container.image.layers]
     rt = node.runtime()
     rt.create(runtime_spec(container, layers))
     try:

@@ -101,7 +101,8 @@ def runtime_spec(container, layer_dirs: list[str]):
         args=combine_command(
             image_config.get("Entrypoint"), image_config.get("Cmd"), container.entrypoint, container.cmd
         ),
-        env=merge_env(image_config.get("Env") or [], [*container.env, f"HOSTNAME={hostname}"]),
+        env=merge_env(image_config.get("Env"), container.env, hostname=hostname,
+                      tty=bool(config.get("Tty"))),
         working_dir=container.working_dir or image_config.get("WorkingDir") or "/",
         user=container.user or image_config.get("User") or "",
         hostname=hostname,

@@ -76,5 +76,5 @@ def build_busybox(*, node, busybox_path: str, tags: list[str]) -> Image:
     diff_id = store.add_layer_tar(io.BytesIO(layer))
     config = busybox_image_config(diff_id)
     image_id = store.put_config(config)
-    return register_image(config=config, image_id=image_id, layers=[f"sha256:{diff_id}"],
+    return register_image(config=config, image_id=image_id, layers=[diff_id],
                           size=len(layer), node=node, tags=tags)

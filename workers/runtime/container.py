@@ -1,0 +1,555 @@
+"""The container runtime API used by the worker: create/start/state/kill/stop/wait/remove.
+
+Every method is idempotent where that makes sense (a retried job must not create a
+second container). The long-lived part of a running container is its shim
+(``workers.runtime.shim``), detached from the caller; all state lives in
+``<root>/containers/<id>/``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+from . import linux
+from .spec import ContainerSpec, SpecError, signal_number, validate
+
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+START_TIMEOUT = 10.0
+DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+_precompiled: set[str] = set()
+# Same as ``python -S -m workers.runtime.shim ...`` but without runpy and the importlib
+# machinery it pulls in (about 1 MB of RSS for the shim's whole life).
+SHIM_BOOT = "import sys;from workers.runtime.shim import main;sys.exit(main(sys.argv[1:]))"
+
+
+class RuntimeError_(Exception):
+    """Base class of runtime errors (named to avoid shadowing the builtin)."""
+
+
+class StartError(RuntimeError_):
+    pass
+
+
+class NotFound(RuntimeError_):
+    pass
+
+
+class Conflict(RuntimeError_):
+    pass
+
+
+class NotRunning(Conflict):
+    pass
+
+
+@dataclass
+class ContainerState:
+    id: str
+    status: str  # created | running | exited
+    pid: int = 0
+    exit_code: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    shim_pid: int = 0
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+def _proc_start(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    """pid exists, is not a zombie, and (when known) started at ``start``."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return False
+    return start is None or int(fields[19]) == start
+
+
+def _now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
+        f".{ns % 10**9:09d}Z"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def hosts_file(spec: ContainerSpec) -> str:
+    lines = ["127.0.0.1\tlocalhost",
+             "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::0\tip6-localnet",
+             "ff00::0\tip6-mcastprefix",
+             "ff02::1\tip6-allnodes",
+             "ff02::2\tip6-allrouters"]
+    for entry in spec.extra_hosts:
+        host, _, addr = entry.partition(":")
+        lines.append(f"{addr}\t{host}")
+    lines.append(f"127.0.1.1\t{spec.hostname}")
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(spec: ContainerSpec, host_file: str = "/etc/resolv.conf") -> str:
+    """Docker's rules: the host's resolv.conf without loopback nameservers (they are
+    unreachable from the container's network namespace); defaults when none is left;
+    --dns/--dns-search/--dns-option replace the respective lines."""
+    try:
+        with open(host_file, encoding="utf-8", errors="replace") as f:
+            host_lines = f.read().splitlines()
+    except OSError:
+        host_lines = []
+    nameservers, search, options, other = [], [], [], []
+    for line in host_lines:
+        words = line.split()
+        if not words or words[0].startswith(("#", ";")):
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            addr = words[1]
+            if not (addr.startswith("127.") or addr == "::1"):
+                nameservers.append(addr)
+        elif words[0] in ("search", "domain"):
+            search = words[1:]
+        elif words[0] == "options":
+            options += words[1:]
+        else:
+            other.append(line)
+    if spec.dns:
+        nameservers = list(spec.dns)
+    if not nameservers:
+        nameservers = list(DEFAULT_NAMESERVERS)
+    if spec.dns_search:
+        search = [] if spec.dns_search == ["."] else list(spec.dns_search)
+    if spec.dns_options:
+        options = list(spec.dns_options)
+    out = [f"nameserver {ns}" for ns in nameservers]
+    if search:
+        out.append("search " + " ".join(search))
+    if options:
+        out.append("options " + " ".join(options))
+    return "\n".join(out + other) + "\n"
+
+
+class Runtime:
+    def __init__(self, root: str, node: str = "local",
+                 redis_url: str = "redis://127.0.0.1:6379/0", python: str = sys.executable):
+        self.root = os.path.abspath(root)
+        if any(c in self.root for c in ",:\n"):
+            raise ValueError(f"state root {self.root!r} must not contain ',', ':' or newlines")
+        self.node = node
+        self.redis_url = redis_url
+        self.python = python
+        self.containers = os.path.join(self.root, "containers")
+        os.makedirs(self.containers, mode=0o711, exist_ok=True)
+
+    # -- paths -------------------------------------------------------------------------
+    def _dir(self, cid: str) -> str:
+        if not isinstance(cid, str) or len(cid) != 64 or any(
+                c not in "0123456789abcdef" for c in cid):
+            raise NotFound(f"No such container: {cid}")
+        return os.path.join(self.containers, cid)
+
+    def _existing_dir(self, cid: str) -> str:
+        d = self._dir(cid)
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            raise NotFound(f"No such container: {cid}")
+        return d
+
+    def logs_path(self, cid: str) -> str:
+        return os.path.join(self._dir(cid), "container.log")
+
+    def spec(self, cid: str) -> ContainerSpec:
+        with open(os.path.join(self._existing_dir(cid), "config.json"), encoding="utf-8") as f:
+            return ContainerSpec.from_json(f.read())
+
+    def list_ids(self) -> list[str]:
+        out = []
+        for name in sorted(os.listdir(self.containers)):
+            if len(name) == 64 and os.path.isfile(
+                    os.path.join(self.containers, name, "config.json")):
+                out.append(name)
+        return out
+
+    # -- create ------------------------------------------------------------------------
+    def create(self, spec: ContainerSpec) -> str:
+        validate(spec)
+        config = spec.to_json()
+        final = self._dir(spec.id)
+        if os.path.exists(final):
+            try:
+                with open(os.path.join(final, "config.json"), encoding="utf-8") as f:
+                    existing = f.read()
+            except OSError:
+                existing = None
+            if existing == config:
+                return final
+            raise Conflict(f"container {spec.id} already exists with another config")
+        work = tempfile.mkdtemp(dir=self.containers, prefix=".new-")
+        try:
+            os.chmod(work, 0o711)
+            for sub in ("upper", "work", "rootfs"):
+                os.mkdir(os.path.join(work, sub), 0o755)
+            for name, text in (("hostname", spec.hostname + "\n"),
+                               ("hosts", hosts_file(spec)),
+                               ("resolv.conf", resolv_conf(spec))):
+                with open(os.path.join(work, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.chmod(os.path.join(work, name), 0o644)
+            with open(os.path.join(work, "container.log"), "w"):
+                pass
+            os.chmod(os.path.join(work, "container.log"), 0o640)
+            with open(os.path.join(work, "config.json"), "w", encoding="utf-8") as f:
+                f.write(config)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.rename(work, final)
+            except OSError:
+                if os.path.isdir(final):  # created concurrently: same config or conflict
+                    shutil.rmtree(work, ignore_errors=True)
+                    work = None
+                    return self.create(spec)
+                raise
+            work = None
+        finally:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+        return final
+
+    # -- state -------------------------------------------------------------------------
+    def _read_state(self, d: str) -> dict:
+        try:
+            with open(os.path.join(d, "state.json"), encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def state(self, cid: str) -> ContainerState:
+        d = self._existing_dir(cid)
+        raw = self._read_state(d)
+        status = raw.get("status") or "created"
+        if status == "running":
+            shim_ok = _alive(raw.get("shim_pid") or 0, raw.get("shim_start"))
+            proc_ok = _alive(raw.get("pid") or 0, raw.get("pid_start"))
+            if not shim_ok and not proc_ok:
+                raw2 = self._read_state(d)  # the shim may have just finished
+                if raw2.get("status") == "running":
+                    raw2.update(status="exited", exit_code=255, finished_at=_now(),
+                                error="container shim disappeared")
+                    _write_atomic(os.path.join(d, "state.json"), json.dumps(raw2) + "\n")
+                raw = raw2
+                status = raw.get("status") or "created"
+        return ContainerState(
+            id=cid, status=status, pid=int(raw.get("pid") or 0) if status == "running" else 0,
+            exit_code=int(raw.get("exit_code") or 0), started_at=raw.get("started_at") or "",
+            finished_at=raw.get("finished_at") or "", shim_pid=int(raw.get("shim_pid") or 0),
+            error=raw.get("error") or "")
+
+    def _shim_alive(self, d: str) -> bool:
+        raw = self._read_state(d)
+        return _alive(raw.get("shim_pid") or 0, raw.get("shim_start"))
+
+    # -- start -------------------------------------------------------------------------
+    def start(self, cid: str) -> int:
+        d = self._existing_dir(cid)
+        lock = os.open(os.path.join(d, "config.json"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two concurrent starts: one shim
+            return self._start_locked(cid, d)
+        finally:
+            os.close(lock)
+
+    def _start_locked(self, cid: str, d: str) -> int:
+        st = self.state(cid)
+        if st.status == "running":
+            return st.pid
+        spec = self.spec(cid)
+        validate(spec)  # layers may have disappeared since create
+        if os.path.exists(os.path.join(d, "state.json")):
+            # restart of an exited container: fresh overlay work dir, keep upper
+            shutil.rmtree(os.path.join(d, "work"), ignore_errors=True)
+            os.mkdir(os.path.join(d, "work"), 0o755)
+        self._precompile()
+        argv = [self.python, "-S", "-c", SHIM_BOOT, d, self.redis_url, self.node,
+                "--status-fd", "3"]
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "PYTHONPATH": _PKG_PARENT,
+               "DOCKYARD_SUBREAPER": "1", "LANG": "C.UTF-8"}
+        r, w = os.pipe()
+        log_fd = os.open(os.path.join(d, "shim.log"),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        null_fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                try:
+                    os.setsid()
+                    if os.fork():
+                        os._exit(0)
+                    linux.set_child_subreaper()  # survives execve into the shim
+                    os.dup2(null_fd, 0)
+                    os.dup2(null_fd, 1)
+                    os.dup2(log_fd, 2)
+                    os.dup2(w, 3)
+                    os.closerange(4, 65536)
+                    os.chdir("/")
+                    os.execve(self.python, argv, env)
+                finally:
+                    os._exit(127)
+        finally:
+            os.close(w)
+            os.close(log_fd)
+            os.close(null_fd)
+        try:
+            os.waitpid(pid, 0)
+            line = self._read_status(r, START_TIMEOUT)
+        finally:
+            os.close(r)
+        if line.startswith("ok "):
+            _, _shim_pid, cpid = line.split()
+            return int(cpid)
+        if line.startswith("error "):
+            _, shim_pid, msg = line.split(" ", 2)
+            self._wait_gone(int(shim_pid), 5.0)
+            raise StartError(msg)
+        raise StartError(f"container shim failed to start: {line or self._shim_log_tail(d)}")
+
+    def _precompile(self) -> None:
+        """Make sure the shim's modules have .pyc files for the shim's python: compiling
+        from source inside the shim would cost it ~2 MB of RSS for its whole life."""
+        if self.python in _precompiled:
+            return
+        here = os.path.dirname(os.path.abspath(__file__))
+        files = [os.path.join(_PKG_PARENT, "workers", "__init__.py")] + [
+            os.path.join(here, f) for f in ("__init__.py", "shim.py", "redisclient.py",
+                                            "nsinit.py", "linux.py")]
+        try:
+            subprocess.run([self.python, "-S", "-m", "compileall", "-q", *files],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return  # not fatal: the shim compiles from source
+        _precompiled.add(self.python)
+
+    @staticmethod
+    def _read_status(fd: int, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            buf += data
+        return buf.decode("utf-8", "replace").strip()
+
+    @staticmethod
+    def _shim_log_tail(d: str) -> str:
+        try:
+            with open(os.path.join(d, "shim.log"), "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 2000))
+                tail = f.read().decode("utf-8", "replace").strip().splitlines()
+            return tail[-1] if tail else "no output"
+        except OSError:
+            return "no output"
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while _alive(pid, None):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # -- signals -----------------------------------------------------------------------
+    def _shim_request(self, d: str, line: str, timeout: float = 5.0) -> str:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        path_fd = -1
+        try:
+            # sun_path is limited to 107 bytes: connect through an O_PATH fd
+            path_fd = os.open(os.path.join(d, "shim.sock"), os.O_PATH | os.O_CLOEXEC)
+            s.connect(f"/proc/self/fd/{path_fd}")
+            s.sendall(line.encode() + b"\n")
+            buf = b""
+            while b"\n" not in buf:
+                data = s.recv(4096)
+                if not data:
+                    break
+                buf += data
+            return buf.decode("utf-8", "replace").strip()
+        finally:
+            s.close()
+            if path_fd >= 0:
+                os.close(path_fd)
+
+    def connect(self, cid: str, command: str, timeout: float = 5.0) -> socket.socket:
+        """Open the shim's control socket and send ``command`` (``attach``, ``stdin``,
+        ``stdin-once``, ``wait``, ...); returns the socket after the shim's ``ok`` for
+        streaming commands. See the protocol in ``workers.runtime.shim``."""
+        d = self._existing_dir(cid)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            path_fd = os.open(os.path.join(d, "shim.sock"), os.O_PATH | os.O_CLOEXEC)
+            try:
+                s.connect(f"/proc/self/fd/{path_fd}")
+            finally:
+                os.close(path_fd)
+            s.sendall(command.encode() + b"\n")
+            if command.split(" ", 1)[0] in ("attach", "stdin", "stdin-once"):
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    ch = s.recv(1)
+                    if not ch:
+                        break
+                    reply += ch
+                if reply.strip() != b"ok":
+                    raise RuntimeError_(reply.decode("utf-8", "replace").strip()
+                                        or "shim closed the connection")
+        except FileNotFoundError:
+            s.close()
+            raise NotRunning(f"Container {cid} is not running") from None
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def kill(self, cid: str, sig: str | int = "SIGKILL") -> None:
+        d = self._existing_dir(cid)
+        num = signal_number(sig)
+        st = self.state(cid)
+        if st.status != "running":
+            raise NotRunning(f"Container {cid} is not running")
+        try:
+            reply = self._shim_request(d, f"kill {num}")
+        except OSError:
+            reply = None
+        if reply == "ok":
+            return
+        if reply and "not running" not in reply:
+            raise RuntimeError_(f"cannot kill container {cid}: {reply}")
+        # shim unreachable: signal the process directly if it is still the same one
+        raw = self._read_state(d)
+        if raw.get("status") == "running" and _alive(raw.get("pid") or 0, raw.get("pid_start")):
+            os.kill(raw["pid"], num)
+            return
+        raise NotRunning(f"Container {cid} is not running")
+
+    def wait(self, cid: str, timeout: float | None = None) -> int:
+        """Block until the container has exited; return its exit code."""
+        self._existing_dir(cid)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            st = self.state(cid)
+            if st.status != "running":
+                return st.exit_code
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"container {cid} still running after {timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def stop(self, cid: str, timeout: int | None = None) -> ContainerState:
+        spec = self.spec(cid)
+        if timeout is None:
+            timeout = spec.stop_timeout
+        if self.state(cid).status == "running":
+            try:
+                self.kill(cid, spec.stop_signal)
+            except NotRunning:
+                pass
+            try:
+                self.wait(cid, None if timeout < 0 else timeout)
+            except TimeoutError:
+                try:
+                    self.kill(cid, signal.SIGKILL)
+                except NotRunning:
+                    pass
+                self.wait(cid, 30)
+        return self.state(cid)
+
+    # -- remove ------------------------------------------------------------------------
+    def remove(self, cid: str, force: bool = False) -> None:
+        try:
+            d = self._existing_dir(cid)
+        except NotFound:
+            d = self._dir(cid)
+            if not os.path.exists(d):
+                return  # already removed: idempotent
+        else:
+            st = self.state(cid)
+            if st.status == "running":
+                if not force:
+                    raise Conflict(f"You cannot remove a running container {cid}. Stop the "
+                                   "container before attempting removal or force remove")
+                try:
+                    self.kill(cid, signal.SIGKILL)
+                except NotRunning:
+                    pass
+                self.wait(cid, 30)
+            raw = self._read_state(d)
+            if raw.get("shim_pid"):
+                self._wait_gone(raw["shim_pid"], 10) if _alive(
+                    raw["shim_pid"], raw.get("shim_start")) else None
+        # the overlay lives in the container's own mount namespace; make sure nothing of
+        # ours is mounted in this one either (deepest first)
+        for mnt in sorted(linux.mounts_under(d), key=len, reverse=True):
+            linux.umount2(mnt, linux.MNT_DETACH)
+        trash = os.path.join(self.containers, f".rm-{cid}-{os.getpid()}")
+        os.rename(d, trash)
+        shutil.rmtree(trash)
+        leftover = linux.mounts_under(d)
+        if leftover:
+            raise RuntimeError_(f"mounts left after removing {cid}: {leftover}")
+
+
+__all__ = ["ContainerSpec", "ContainerState", "Conflict", "NotFound", "NotRunning", "Runtime",
+           "RuntimeError_", "SpecError", "StartError"]

@@ -1,0 +1,311 @@
+"""The container's side of the shim: runs only in the shim's forked children.
+
+``spawn()`` is called in C1 (forked from the shim): it unshares the namespaces and
+forks C2, the PID 1 of the new PID namespace, which sets up the root filesystem and
+execs the container's command. Any failure before exec is written to the CLOEXEC
+error pipe and the child exits with 127; a successful exec closes the pipe (EOF).
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket  # everything must be imported before pivot_root hides the host's stdlib
+import fcntl
+import os
+import stat
+import struct
+
+from . import linux as L
+
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))
+READONLY_PROC = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/latency_stats",
+          "/proc/timer_stats", "/proc/sched_debug", "/proc/acpi", "/proc/scsi",
+          "/sys/firmware")
+# Docker's default capability set
+DEFAULT_CAPS = {0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31}
+
+TIOCSCTTY = 0x540E
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+class InitError(Exception):
+    """A failure with a user-facing message."""
+
+
+def errmsg(e: BaseException) -> str:
+    if isinstance(e, InitError):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        msg = e.strerror
+        if e.filename is not None:
+            msg = f"{e.filename}: {msg}"
+        return msg
+    return f"{type(e).__name__}: {e}"
+
+
+def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w: int,
+          pid_w: int) -> None:
+    """In C1. Never returns."""
+    try:
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
+                  | L.CLONE_NEWPID)
+        pid = os.fork()
+        if pid:
+            os.write(pid_w, b"%d" % pid)
+            os._exit(0)
+        os.close(pid_w)
+        init(cfg, cdir, stdio, console_sock)
+    except BaseException as e:  # noqa: B036 - report anything, then die
+        try:
+            os.write(err_w, errmsg(e).encode("utf-8", "replace")[:4000])
+        finally:
+            os._exit(127)
+    os._exit(127)
+
+
+def _walk(root: str, rel: str, make: str | None) -> str:
+    """Resolve ``rel`` under ``root`` refusing symlinks in any component.
+
+    ``make``: None (must exist), "dir" or "file" (create the last component if missing).
+    """
+    parts = [p for p in rel.split("/") if p]
+    cur = root
+    for i, part in enumerate(parts):
+        cur = os.path.join(cur, part)
+        last = i == len(parts) - 1
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            if make is None:
+                raise
+            if last and make == "file":
+                os.close(os.open(cur, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+            else:
+                os.mkdir(cur, 0o755)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            if last and make == "file":
+                os.unlink(cur)  # e.g. /etc/resolv.conf -> ../run/...: replace by a file
+                os.close(os.open(cur, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+                continue
+            raise InitError(f"rootfs: /{'/'.join(parts[:i + 1])} is a symlink, "
+                            f"cannot mount on /{rel.strip('/')}")
+        if not last and not stat.S_ISDIR(st.st_mode):
+            raise InitError(f"rootfs: /{'/'.join(parts[:i + 1])} is not a directory")
+    return cur
+
+
+def setup_rootfs(cfg: dict, cdir: str) -> None:
+    rootfs = os.path.join(cdir, "rootfs")
+    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+    layers = list(reversed(cfg["layers"]))
+    opts = "lowerdir={},upperdir={},workdir={}".format(
+        ":".join(layers), os.path.join(cdir, "upper"), os.path.join(cdir, "work"))
+    if len(opts) > 4000:  # mount data is limited to one page: use relative paths
+        base = os.path.commonpath(layers + [cdir])
+        os.chdir(base)
+        opts = "lowerdir={},upperdir={},workdir={}".format(
+            ":".join(os.path.relpath(p, base) for p in layers),
+            os.path.relpath(os.path.join(cdir, "upper"), base),
+            os.path.relpath(os.path.join(cdir, "work"), base))
+    L.mount("overlay", rootfs, "overlay", 0, opts)
+
+    nsx = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
+    L.mount("proc", _walk(rootfs, "proc", "dir"), "proc", nsx)
+    L.mount("sysfs", _walk(rootfs, "sys", "dir"), "sysfs", nsx | L.MS_RDONLY)
+    dev = _walk(rootfs, "dev", "dir")
+    L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        path = os.path.join(dev, name)
+        L.mknod(path, stat.S_IFCHR | 0o666, major, minor)
+        os.chmod(path, 0o666)
+    os.mkdir(os.path.join(dev, "pts"), 0o755)
+    L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    os.mkdir(os.path.join(dev, "shm"), 0o1777)
+    L.mount("shm", os.path.join(dev, "shm"), "tmpfs", nsx, "mode=1777,size=65536k")
+    os.mkdir(os.path.join(dev, "mqueue"), 0o755)
+    L.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", nsx)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                         ("core", "/proc/kcore")):
+        os.symlink(target, os.path.join(dev, name))
+
+    for name in READONLY_PROC:
+        path = os.path.join(rootfs, "proc", name)
+        if os.path.exists(path):
+            L.mount(path, path, None, L.MS_BIND | L.MS_REC)
+            L.mount(path, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | nsx)
+    for rel in MASKED:
+        path = rootfs + rel
+        if os.path.isdir(path):
+            L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY | nsx, "size=0")
+        elif os.path.exists(path):
+            L.mount(os.path.join(dev, "null"), path, None, L.MS_BIND)
+
+    for name in ("hostname", "hosts", "resolv.conf"):
+        target = _walk(rootfs, "etc/" + name, "file")
+        L.mount(os.path.join(cdir, name), target, None, L.MS_BIND)
+
+    os.chdir(rootfs)
+    L.pivot_root(".", ".")
+    L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+
+
+def loopback_up() -> None:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0))
+        flags = struct.unpack_from("16sH", res)[1] | IFF_UP
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags))
+    finally:
+        s.close()
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f
+                    if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(user: str) -> tuple[int, int, list[int], str]:
+    """-> (uid, gid, supplementary gids, home), looked up in the container's files."""
+    name, _, group = user.partition(":")
+    passwd = [e for e in _read_db("/etc/passwd") if len(e) >= 7]
+    groups = [e for e in _read_db("/etc/group") if len(e) >= 3]
+    if not name:
+        name = "0"
+    entry = None
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if e[2] == name), None)
+    else:
+        entry = next((e for e in passwd if e[0] == name), None)
+        if entry is None:
+            raise InitError(f"unable to find user {name}: no matching entries in passwd file")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
+    home = entry[5] if entry is not None and entry[5] else "/"
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in groups if e[0] == group), None)
+            if g is None:
+                raise InitError(f"unable to find group {group}: no matching entries in group file")
+            gid = int(g[2])
+    extra = []
+    if entry is not None:
+        for g in groups:
+            if entry[0] in g[3].split(",") if len(g) > 3 else False:
+                if g[2].isdigit() and int(g[2]) != gid:
+                    extra.append(int(g[2]))
+    return uid, gid, [gid] + extra, home
+
+
+def drop_bounding_caps() -> None:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+    except OSError:
+        last = 40
+    for cap in range(last + 1):
+        if cap not in DEFAULT_CAPS:
+            L.prctl(L.PR_CAPBSET_DROP, cap)
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise InitError(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InitError(f'exec: "{name}": is a directory')
+        return name
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    raise InitError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def open_pty(uid: int, console_sock) -> int:
+    """Allocate a PTY from the container's own devpts; send the master to the shim
+    (SCM_RIGHTS over ``console_sock``); return the slave, our controlling terminal."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    num = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    slave = os.open(f"/dev/pts/{num}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    os.fchown(slave, uid, 5)
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    console_sock.sendmsg([b"m"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                   master.to_bytes(4, "little"))])
+    console_sock.close()
+    os.close(master)
+    return slave
+
+
+def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> None:
+    """In C2 (PID 1 of the new PID namespace). Never returns.
+
+    ``console_sock``: None, or (tty) the socket to pass the PTY master to the shim.
+    """
+    os.setsid()
+    setup_rootfs(cfg, cdir)
+    L.sethostname(cfg["hostname"])
+    loopback_up()
+
+    env = list(cfg["env"])
+    uid, gid, gids, home = resolve_user(cfg.get("user") or "")
+    if console_sock is not None:
+        slave = open_pty(uid, console_sock)
+        stdio = (slave, slave, slave)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + home)
+    workdir = cfg.get("working_dir") or "/"
+    if not os.path.isdir(workdir):
+        os.makedirs(workdir, 0o755, exist_ok=True)
+        if uid:
+            os.chown(workdir, uid, gid)
+    drop_bounding_caps()
+    os.setgroups(gids)
+    os.setgid(gid)
+    os.setuid(uid)
+    try:
+        os.chdir(workdir)
+    except OSError as e:
+        raise InitError(f'chdir to cwd ("{workdir}") set in config.json failed: '
+                        f'{e.strerror.lower()}') from None
+    args = cfg["args"]
+    exe = find_executable(args[0], env)
+
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD, _signal.SIGINT,
+                _signal.SIGTERM):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    os.umask(0o022)
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    try:
+        os.execve(exe, args, dict(e.split("=", 1) for e in env))
+    except OSError as e:
+        raise InitError(f'exec: "{args[0]}": {e.strerror.lower()}') from None

@@ -1,0 +1,226 @@
+"""The container spec: what the runtime needs to create and start one container.
+
+Pure data and pure helpers (no syscalls). ``ContainerSpec.to_json()`` is what
+``Runtime.create`` writes to ``containers/<id>/config.json`` and what the shim reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal as _signal
+from dataclasses import asdict, dataclass, field, fields
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
+_USER_PART_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$")
+
+
+class SpecError(ValueError):
+    """A container spec (or a part of it) is invalid."""
+
+
+@dataclass
+class ContainerSpec:
+    id: str
+    name: str
+    layers: list[str]
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    working_dir: str = "/"
+    user: str = ""
+    hostname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    labels: dict[str, str] = field(default_factory=dict)
+    # optional extras (Docker's --dns, --dns-search, --dns-option, --add-host)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    extra_hosts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.hostname and isinstance(self.id, str):
+            self.hostname = self.id[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ContainerSpec:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise SpecError(f"invalid container config JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise SpecError("invalid container config: not a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"invalid container config: unknown field(s) {', '.join(unknown)}")
+        try:
+            spec = cls(**data)
+        except TypeError as e:
+            raise SpecError(f"invalid container config: {e}") from None
+        return spec
+
+
+def signal_number(sig: str | int) -> int:
+    """'SIGTERM', 'TERM', 'term', '15', 15 -> 15. Raises SpecError."""
+    if isinstance(sig, bool):
+        raise SpecError(f"invalid signal: {sig!r}")
+    if isinstance(sig, int):
+        num = sig
+    elif isinstance(sig, str) and sig.strip().isdigit():
+        num = int(sig.strip())
+    elif isinstance(sig, str) and sig.strip():
+        name = sig.strip().upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        member = getattr(_signal.Signals, name, None) if name.isidentifier() else None
+        if member is None:
+            raise SpecError(f"invalid signal: {sig}")
+        return int(member)
+    else:
+        raise SpecError(f"invalid signal: {sig!r}")
+    if not 1 <= num <= 64:
+        raise SpecError(f"invalid signal: {sig}")
+    return num
+
+
+def _str_list(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{what} must be a list of strings")
+    if any("\x00" in v for v in value):
+        raise SpecError(f"{what} must not contain NUL bytes")
+    return value
+
+
+def validate(spec: ContainerSpec) -> ContainerSpec:
+    """Check every field; raise SpecError with a clear message. Returns the spec."""
+    if not isinstance(spec, ContainerSpec):
+        raise SpecError("not a ContainerSpec")
+    if not isinstance(spec.id, str) or not _ID_RE.match(spec.id):
+        raise SpecError(f"invalid container id {spec.id!r}: want 64 lowercase hex characters")
+    if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+        raise SpecError(f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-]"
+                        " are allowed")
+    _str_list(spec.layers, "layers")
+    if not spec.layers:
+        raise SpecError("layers: at least one layer is required")
+    for layer in spec.layers:
+        if not os.path.isabs(layer) or ":" in layer or "," in layer:
+            raise SpecError(f"invalid layer dir {layer!r}: want an absolute path without , or :")
+        if not os.path.isdir(layer):
+            raise SpecError(f"layer dir {layer} does not exist")
+    _str_list(spec.args, "args")
+    if not spec.args or not spec.args[0]:
+        raise SpecError("No command specified")
+    for entry in _str_list(spec.env, "env"):
+        key = entry.split("=", 1)[0]
+        if "=" not in entry or not _ENV_KEY_RE.match(key):
+            raise SpecError(f"invalid environment variable: {entry!r}")
+    if not isinstance(spec.working_dir, str) or (
+            spec.working_dir and not spec.working_dir.startswith("/")):
+        raise SpecError(f"the working directory '{spec.working_dir}' is invalid,"
+                        " it needs to be an absolute path")
+    if "\x00" in spec.working_dir:
+        raise SpecError("invalid working directory")
+    parse_user(spec.user)
+    if not isinstance(spec.hostname, str) or len(spec.hostname) > 63 or not (
+            _HOSTNAME_RE.match(spec.hostname)):
+        raise SpecError(f"invalid hostname {spec.hostname!r}")
+    for flag in ("tty", "open_stdin"):
+        if not isinstance(getattr(spec, flag), bool):
+            raise SpecError(f"{flag} must be a boolean")
+    signal_number(spec.stop_signal)
+    if (not isinstance(spec.stop_timeout, int) or isinstance(spec.stop_timeout, bool)
+            or spec.stop_timeout < -1):
+        raise SpecError("stop_timeout must be an integer >= -1 (seconds; -1 waits forever)")
+    if not isinstance(spec.labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in spec.labels.items()):
+        raise SpecError("labels must be a mapping of strings to strings")
+    for what in ("dns", "dns_search", "dns_options", "extra_hosts"):
+        for v in _str_list(getattr(spec, what), what):
+            if not v or any(c in v for c in "\n\r"):
+                raise SpecError(f"invalid {what} entry {v!r}")
+    for entry in spec.extra_hosts:
+        host, sep, addr = entry.partition(":")
+        if not sep or not host or not addr:
+            raise SpecError(f"invalid extra host {entry!r}: want host:ip")
+    return spec
+
+
+def parse_user(user: str) -> tuple[str, str]:
+    """'' | name | uid | uid:gid | name:group -> (user, group); raises SpecError."""
+    if not isinstance(user, str):
+        raise SpecError("user must be a string")
+    if not user:
+        return "", ""
+    name, sep, group = user.partition(":")
+    if not name or not _USER_PART_RE.match(name) or (sep and (
+            not group or not _USER_PART_RE.match(group))):
+        raise SpecError(f"invalid user {user!r}: want name, uid, uid:gid or name:group")
+    return name, group
+
+
+def combine_command(image_entrypoint: list[str] | None, image_cmd: list[str] | None,
+                    entrypoint: list[str] | None, cmd: list[str] | None) -> list[str]:
+    """Docker's rule: the final argv is Entrypoint + Cmd.
+
+    ``entrypoint``/``cmd`` are the run-time values (None when not given). A non-empty
+    entrypoint given at run replaces the image's and drops the image's Cmd; an empty
+    one (``--entrypoint ""``, i.e. ``[]`` or ``[""]``) clears the image's entrypoint and
+    keeps the usual Cmd fallback. A Cmd given at run replaces the image's Cmd.
+    """
+    for what, value in (("image entrypoint", image_entrypoint), ("image cmd", image_cmd),
+                        ("entrypoint", entrypoint), ("cmd", cmd)):
+        if value is not None:
+            _str_list(value, what)
+    if entrypoint is not None and entrypoint == [""]:
+        entrypoint = []
+    if entrypoint:
+        argv = list(entrypoint) + list(cmd or [])
+    else:
+        ep = [] if entrypoint is not None else list(image_entrypoint or [])
+        argv = ep + list(cmd if cmd else (image_cmd or []))
+    if not argv or argv == [""]:
+        raise SpecError("No command specified")
+    return argv
+
+
+def merge_env(image_env: list[str] | None, env: list[str] | None, hostname: str | None = None,
+              tty: bool = False) -> list[str]:
+    """Image env, then run-time env (later keys override, first position kept).
+
+    A run-time entry without ``=`` removes that variable. PATH gets Docker's default
+    when absent; HOSTNAME is set when ``hostname`` is given; TERM=xterm with a tty.
+    """
+    merged: dict[str, str] = {}
+    for source, what in ((image_env or [], "image env"), (env or [], "env")):
+        for entry in _str_list(source, what):
+            key, sep, value = entry.partition("=")
+            if not key:
+                raise SpecError(f"invalid environment variable: {entry!r}")
+            if not sep:
+                merged.pop(key, None)
+                continue
+            merged[key] = value
+    out: dict[str, str] = {}
+    if "PATH" not in merged:
+        out["PATH"] = DEFAULT_PATH
+    if hostname:
+        out["HOSTNAME"] = hostname
+    if tty and "TERM" not in merged:
+        out["TERM"] = "xterm"
+    for key, value in merged.items():
+        out[key] = value
+    return [f"{k}={v}" for k, v in out.items()]
