@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from panel.audit import services as audit
+from panel.errors import Conflict
 from panel.events import publish
 
 from .models import Container
@@ -65,11 +66,17 @@ def sync(container: Container, state) -> Container:
                      after={"state": row.state, "exit_code": row.exit_code}, source="system")
     publish.container_state(row)
     if row.state in (Container.State.EXITED, Container.State.DEAD) and row.host_config.get("AutoRemove"):
-        from . import services
-
-        transaction.on_commit(lambda: services.remove(acting_user=None, container=row, force=True,
-                                                      source="system"))
+        transaction.on_commit(lambda: _auto_remove(row))
     return row
+
+
+def _auto_remove(container: Container) -> None:
+    from . import services
+
+    try:
+        services.remove(acting_user=None, container=container, force=True, source="system")
+    except (Conflict, Container.DoesNotExist):
+        pass  # already being removed
 
 
 @transaction.atomic

@@ -1,8 +1,12 @@
 """Push state transitions to browsers and API waiters, after the transaction commits."""
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 def _send(groups: list[str], message: dict) -> None:
@@ -10,8 +14,11 @@ def _send(groups: list[str], message: dict) -> None:
     if layer is None:
         return
     send = async_to_sync(layer.group_send)
-    for group in groups:
-        send(group, message)
+    try:
+        for group in groups:
+            send(group, message)
+    except Exception:  # the database holds the truth; a reload shows it even if a push is lost
+        log.warning("could not push %s to %s", message.get("type"), groups, exc_info=True)
 
 
 def on_commit_send(groups: list[str], message: dict) -> None:

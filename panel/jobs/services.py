@@ -71,3 +71,12 @@ async def wait_for(job_id, timeout: float = 60.0) -> Job:
                 pass
     finally:
         await layer.group_discard(group, channel)
+
+
+def visible_jobs(user):
+    """The jobs of the user's teams (all for site admins)."""
+    from panel.teams.services import teams_of
+
+    if user is None or user.is_superuser:
+        return Job.objects.all()
+    return Job.objects.filter(team__in=teams_of(user))

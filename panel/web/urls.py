@@ -1,8 +1,28 @@
+from django.contrib.staticfiles.views import serve
 from django.urls import path
 
 from . import views
 
+
+def static(request, path):
+    # Daphne serves no static files; the panel's few assets are served here, cached by browsers.
+    response = serve(request, path, insecure=True)
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 app_name = "web"
 urlpatterns = [
     path("", views.container_list, name="container-list"),
+    path("containers/new/", views.container_new, name="container-new"),
+    path("containers/<str:container_id>/", views.container_detail, name="container-detail"),
+    path("containers/<str:container_id>/row/", views.container_row, name="container-row"),
+    path("containers/<str:container_id>/details/", views.container_details,
+         name="container-details"),
+    path("containers/<str:container_id>/<str:action>/", views.container_action,
+         name="container-action"),
+    path("jobs/", views.job_list, name="job-list"),
+    path("jobs/<uuid:job_id>/row/", views.job_row, name="job-row"),
+    path("images/", views.image_list, name="image-list"),
+    path("static/<path:path>", static, name="static"),
 ]
