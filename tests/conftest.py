@@ -41,7 +41,7 @@ def pytest_configure(config):
             f"DOCKYARD_STATE_ROOT is {state_root or 'unset'}: the pytest-env plugin did not apply "
             "pyproject's env (run `make test` or `.venv/bin/python -m pytest`, after scripts/setup.sh)"
         )
-    os.makedirs(state_root, exist_ok=True)
+    os.makedirs(os.path.join(state_root, "static"), exist_ok=True)  # WhiteNoise's STATIC_ROOT
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
 

@@ -1,15 +1,6 @@
-from django.contrib.staticfiles.views import serve
 from django.urls import path
 
 from . import views
-
-
-def static(request, path):
-    # Daphne serves no static files; the panel's few assets are served here, cached by browsers.
-    response = serve(request, path, insecure=True)
-    response["Cache-Control"] = "public, max-age=300"
-    return response
-
 
 app_name = "web"
 urlpatterns = [
@@ -24,5 +15,4 @@ urlpatterns = [
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<uuid:job_id>/row/", views.job_row, name="job-row"),
     path("images/", views.image_list, name="image-list"),
-    path("static/<path:path>", static, name="static"),
 ]
