@@ -86,6 +86,10 @@ def record_start_failure(container: Container, error: str) -> None:
     Container.objects.filter(pk=container.pk).update(error=error, exit_code=exit_code)
     container.error, container.exit_code = error, exit_code
     publish.container_state(container)
+    if container.host_config.get("AutoRemove"):
+        # Docker removes an auto-remove container whose start failed (`docker run --rm`
+        # waits for that removal before it exits).
+        transaction.on_commit(lambda: _auto_remove(container))
 
 
 @transaction.atomic

@@ -1,0 +1,30 @@
+"""The Docker API's ASGI app: Django's handler, routed through the API's own URLconf.
+
+The panel's URLconf (panel.urls) does not include the API, so the API is reachable only
+through the front server (panel/dockerapi/server.py), which authenticates every request and
+puts the user's id in the ASGI scope under `dockyard_user_id`. This handler copies it onto
+the request and sets `request.urlconf`, which Django's resolver honours per request: the same
+settings, middleware and database, but a separate set of URLs. A client cannot forge the
+user: HTTP headers never reach the scope key.
+"""
+
+from django.core.handlers.asgi import ASGIHandler
+
+URLCONF = "panel.dockerapi.urls"
+USER_SCOPE_KEY = "dockyard_user_id"
+
+
+class DockerApiHandler(ASGIHandler):
+    def create_request(self, scope, body_file):
+        request, error_response = super().create_request(scope, body_file)
+        if request is not None:
+            request.urlconf = URLCONF
+            request.dockyard_user_id = scope.get(USER_SCOPE_KEY)
+        return request, error_response
+
+
+def get_api_application() -> DockerApiHandler:
+    import django
+
+    django.setup(set_prefix=False)
+    return DockerApiHandler()

@@ -1,0 +1,173 @@
+"""What every Docker API view shares: the version, errors as Docker words them, the view wrapper."""
+
+import inspect
+import json
+import logging
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
+
+from panel.errors import DockyardError, NotModified
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.12"
+SERVER_VERSION = "24.0.0-dockyard"
+ZERO_TIME = "0001-01-01T00:00:00Z"
+# Headers the Docker daemon puts on every response; the CLI reads API-Version from /_ping.
+DOCKER_HEADERS = {
+    "Api-Version": API_VERSION,
+    "Docker-Experimental": "false",
+    "Ostype": "linux",
+    "Server": f"Docker/{SERVER_VERSION} (linux)",
+}
+
+
+class Unauthorized(DockyardError):
+    status = 401
+
+
+class BadRequest(DockyardError):
+    status = 400
+
+
+def error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"message": message}, status=status)
+
+
+def qbool(request, name: str, default: bool = False) -> bool:
+    """Docker's BoolValue: absent is the default; "", 0, no, false, none are false."""
+    if name not in request.GET:
+        return default
+    return request.GET[name].strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def qint(request, name: str, default: int | None = None) -> int | None:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {raw!r} is not an integer") from None
+
+
+def json_body(request, *, required: bool = True):
+    raw = request.body
+    if not raw.strip():
+        if required:
+            raise BadRequest("request body is empty: a JSON object is required")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON in request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("malformed request body: expected a JSON object")
+    return data
+
+
+def rfc3339(moment: datetime | None) -> str:
+    """Go's RFC3339Nano (trailing zeros of the fraction trimmed), always UTC."""
+    if moment is None:
+        return ZERO_TIME
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += "." + f"{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def unix(moment: datetime | None) -> int:
+    return int(moment.timestamp()) if moment else 0
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as `docker ps` words ages."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+async def api_user(request):
+    """The user the front server authenticated (it puts the id in the ASGI scope)."""
+    user_id = getattr(request, "dockyard_user_id", None)
+    if user_id is None:
+        raise Unauthorized("authentication required")
+    user = await get_user_model().objects.filter(pk=user_id, is_active=True).afirst()
+    if user is None:
+        raise Unauthorized("the authenticated user no longer exists or is inactive")
+    return user
+
+
+def _map_exception(exc: Exception) -> HttpResponse:
+    if isinstance(exc, NotModified):
+        return HttpResponse(status=304)
+    if isinstance(exc, DockyardError):
+        return error(exc.status, exc.message)
+    if isinstance(exc, PermissionDenied):
+        return error(403, str(exc) or "permission denied")
+    if isinstance(exc, Http404):
+        return error(404, str(exc) or "page not found")
+    log.exception("Docker API: internal error")
+    return error(500, f"internal error: {exc}")
+
+
+def endpoint(**handlers):
+    """One URL, one handler per HTTP method (HEAD falls back to GET).
+
+    Handlers may be sync (run in Django's sync thread) or async (long polls, streams). The
+    wrapper authenticates the user the front server vouched for, and turns the services'
+    errors into Docker's status codes with `{"message": ...}` bodies.
+    """
+    handlers = {method.upper(): fn for method, fn in handlers.items()}
+    if "GET" in handlers:
+        handlers.setdefault("HEAD", handlers["GET"])
+
+    async def view(request, **kwargs):
+        handler = handlers.get(request.method)
+        if handler is None:
+            return error(404, "page not found")
+        try:
+            request.user = await api_user(request)
+            if inspect.iscoroutinefunction(handler):
+                return await handler(request, **kwargs)
+            return await sync_to_async(handler)(request, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a Docker-shaped reply
+            return _map_exception(exc)
+
+    view.csrf_exempt = True
+    view.handlers = handlers
+    return view
+
+
+async def not_found(request, path=""):
+    return error(404, "page not found")
+
+
+not_found.csrf_exempt = True

@@ -1,0 +1,31 @@
+"""The Docker Engine API's URLs (after the front server stripped /v1.NN).
+
+Used only as `request.urlconf` by panel.dockerapi.asgi.DockerApiHandler; the panel's URLconf
+does not include it, so the API is reachable only through the authenticating front server.
+"""
+
+from django.urls import path, re_path
+
+from . import containers, images, system
+from .common import not_found
+
+urlpatterns = [
+    path("_ping", system.ping),
+    path("version", system.version),
+    path("info", system.info),
+    path("containers/json", containers.container_list),
+    path("containers/create", containers.container_create),
+    path("containers/<str:ref>/json", containers.container_inspect),
+    path("containers/<str:ref>/start", containers.container_start),
+    path("containers/<str:ref>/stop", containers.container_stop),
+    path("containers/<str:ref>/restart", containers.container_restart),
+    path("containers/<str:ref>/kill", containers.container_kill),
+    path("containers/<str:ref>/wait", containers.container_wait),
+    path("containers/<str:ref>/logs", containers.container_logs),
+    path("containers/<str:ref>/top", containers.container_top),
+    path("containers/<str:ref>", containers.container_delete),
+    path("images/json", images.image_list),
+    path("images/create", images.image_create),
+    re_path(r"^images/(?P<name>.+)/json$", images.image_inspect),
+    re_path(r"^(?P<path>.*)$", not_found),
+]
