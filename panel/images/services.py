@@ -1,3 +1,4 @@
+import os
 import re
 from datetime import UTC, datetime
 
@@ -75,6 +76,11 @@ def build_busybox(*, node, busybox_path: str, tags: list[str]) -> Image:
     layer = build_busybox_layer(busybox_path)
     diff_id = store.add_layer_tar(io.BytesIO(layer))
     config = busybox_image_config(diff_id)
+    # The image is as old as the busybox it packs (stable per package version, so is the id).
+    built = datetime.fromtimestamp(int(os.stat(busybox_path).st_mtime), UTC)
+    config["created"] = built.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for entry in config.get("history", []):
+        entry["created"] = config["created"]
     image_id = store.put_config(config)
     return register_image(config=config, image_id=image_id, layers=[diff_id],
                           size=len(layer), node=node, tags=tags)
