@@ -217,17 +217,13 @@ import json, os, sys
 root, node, redis_url = sys.argv[1:4]
 cdir = os.path.join(root, "containers")
 ids = sorted(n for n in os.listdir(cdir) if len(n) == 64) if os.path.isdir(cdir) else []
-if not ids:
-    sys.exit(0)
 try:
-    from workers.runtime.container import Runtime
+    from workers.runtime.container import Runtime, drain_trash, stop_launcher
 except Exception as e:
     print(f"runtime not importable ({e!r}): containers are killed by pid instead", file=sys.stderr)
     sys.exit(3)
-try:
-    rt = Runtime(root, node=node, redis_url=redis_url)
-except TypeError:
-    rt = Runtime(root)
+stop_launcher(root)
+rt = Runtime(root, node=node, redis_url=redis_url)
 failed = 0
 for cid in ids:
     try:
@@ -236,6 +232,7 @@ for cid in ids:
         if os.path.exists(os.path.join(cdir, cid, "config.json")):
             failed += 1
             print(f"remove {cid[:12]} failed: {e!r}", file=sys.stderr)
+drain_trash()
 sys.exit(1 if failed else 0)
 """
 

@@ -31,6 +31,7 @@ def start_services() -> None:
     from . import reconcile
 
     node = local_node()
+    runtime().start_launcher()  # so that even the first start skips the interpreter start-up
     reconcile.reconcile_node(node, runtime())
     _bridge = EventBridge(settings.REDIS_URL, node, runtime())
     threading.Thread(target=_bridge.run, name="dockyard-event-bridge", daemon=True).start()

@@ -23,7 +23,7 @@ if ROOT_DIR not in sys.path:
     sys.path.insert(0, ROOT_DIR)
 
 from workers.runtime import linux  # noqa: E402
-from workers.runtime.container import Runtime  # noqa: E402
+from workers.runtime.container import Runtime, stop_launcher  # noqa: E402
 from workers.runtime.images import (  # noqa: E402
     ImageStore,
     build_busybox_layer,
@@ -43,6 +43,27 @@ def busybox_tar():
 
 
 def processes_mentioning(text):
+    """Pids whose command line contains ``text``, except the state root's shim launcher
+    (a node-level service, not a leftover of a container)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if text.encode() in cmd and b"workers.runtime.launcher" not in cmd:
+            found.append(int(pid))
+    return found
+
+
+def launcher_pids(root):
+    return [p for p in _all_mentioning(root) if p not in processes_mentioning(root)]
+
+
+def _all_mentioning(text):
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -62,6 +83,8 @@ def state_root():
     root = tempfile.mkdtemp(prefix="dy-test-")
     yield root
     problems = []
+    if not stop_launcher(root):
+        problems.append(f"the shim launcher of {root} did not stop")
     mounts = linux.mounts_under(root)
     for m in sorted(mounts, key=len, reverse=True):
         try:
@@ -70,7 +93,7 @@ def state_root():
             pass
     if mounts:
         problems.append(f"mounts left under {root}: {mounts}")
-    leftover = [p for p in processes_mentioning(root) if p != os.getpid()]
+    leftover = [p for p in _all_mentioning(root) if p != os.getpid()]
     for pid in leftover:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -109,8 +132,9 @@ def _cleanup(rt):
 def runtime_factory(state_root):
     made = []
 
-    def make(redis_url=DEAD_REDIS, node=None):
-        rt = Runtime(state_root, node=node or "t" + secrets.token_hex(4), redis_url=redis_url)
+    def make(redis_url=DEAD_REDIS, node=None, launcher=True):
+        rt = Runtime(state_root, node=node or "t" + secrets.token_hex(4), redis_url=redis_url,
+                     launcher=launcher)
         made.append(rt)
         return rt
 
@@ -121,9 +145,15 @@ def runtime_factory(state_root):
     assert not errors, errors
 
 
-@pytest.fixture
-def rt(runtime_factory):
-    return runtime_factory()
+@pytest.fixture(params=["launcher", "direct"])
+def rt(request, runtime_factory):
+    """A runtime whose shims come from the state root's launcher (already running), or
+    one that spawns every shim as a fresh interpreter."""
+    if request.param == "direct":
+        return runtime_factory(launcher=False)
+    rt = runtime_factory()
+    assert rt.start_launcher(), "the shim launcher did not come up"
+    return rt
 
 
 @pytest.fixture

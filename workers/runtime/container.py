@@ -8,6 +8,7 @@ second container). The long-lived part of a running container is its shim
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -18,10 +19,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
+from . import launcher as _launcher
 from . import linux
+from . import shim as _shim
 from .spec import ContainerSpec, SpecError, signal_number, validate
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +35,11 @@ _precompiled: set[str] = set()
 # Same as ``python -S -m workers.runtime.shim ...`` but without runpy and the importlib
 # machinery it pulls in (about 1 MB of RSS for the shim's whole life).
 SHIM_BOOT = "import sys;from workers.runtime.shim import main;sys.exit(main(sys.argv[1:]))"
+LAUNCHER_BOOT = \
+    "import sys;from workers.runtime.launcher import main;sys.exit(main(sys.argv[1:]))"
+LAUNCHER_READY_TIMEOUT = 3.0  # a launcher slower than this to fork is bypassed
+LAUNCHER_RESPAWN_SECONDS = 2.0
+_launcher_spawned: dict[str, float] = {}  # state root -> time of our last launcher spawn
 
 
 class RuntimeError_(Exception):
@@ -91,6 +100,72 @@ def _alive(pid: int, start: int | None) -> bool:
     if fields[0] in (b"Z", b"X"):
         return False
     return start is None or int(fields[19]) == start
+
+
+class _Trash:
+    """Deletes removed containers' directories (renamed to ``containers/.rm-<id>-<pid>``)
+    in a background thread: unlinking a container's files costs milliseconds of ext4
+    work that ``remove`` need not wait for (like containerd's async snapshot removal).
+    Also deletes what a dead process left. ``drain_trash()`` waits for it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.queue: list[str] = []
+        self.thread: threading.Thread | None = None
+        self.swept: set[str] = set()
+
+    def add(self, path: str, containers: str) -> None:
+        with self.lock:
+            self.queue.append(path)
+            if containers not in self.swept:
+                self.swept.add(containers)
+                self.queue += self._orphans(containers)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="dockyard-trash",
+                                               daemon=True)
+                self.thread.start()
+
+    @staticmethod
+    def _orphans(containers: str) -> list[str]:
+        found = []
+        try:
+            names = os.listdir(containers)
+        except OSError:
+            return found
+        for name in names:
+            if name.startswith(".rm-"):
+                pid = name.rsplit("-", 1)[-1]
+                if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid), None):
+                    found.append(os.path.join(containers, name))
+        return found
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if not self.queue:
+                    self.thread = None
+                    return
+                path = self.queue.pop(0)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued is deleted (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                t = self.thread
+            if t is None:
+                return
+            t.join(0.05)
+
+
+_trash = _Trash()
+atexit.register(_trash.drain, 10.0)  # a short-lived caller: finish before the interpreter ends
+
+
+def drain_trash(timeout: float = 30.0) -> None:
+    """Wait until the files of the containers removed by this process are deleted."""
+    _trash.drain(timeout)
 
 
 def _now() -> str:
@@ -170,15 +245,98 @@ def resolv_conf(spec: ContainerSpec, host_file: str = "/etc/resolv.conf") -> str
     return "\n".join(out + other) + "\n"
 
 
+def _detached_exec(argv: list[str], env: dict, stdout_fd: int, stderr_fd: int,
+                   status_fd: int = -1, cwd: str = "/") -> None:
+    """Run ``argv`` in a new session, reparented away from us (double fork): /dev/null
+    on stdin, ``stdout_fd``/``stderr_fd`` on 1/2 and ``status_fd`` (if any) on 3."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            null_fd = os.open("/dev/null", os.O_RDWR)
+            os.dup2(null_fd, 0)
+            os.dup2(stdout_fd, 1)
+            os.dup2(stderr_fd, 2)
+            if status_fd >= 0:
+                os.dup2(status_fd, 3)
+            os.closerange(3 if status_fd < 0 else 4, 65536)
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.waitpid(pid, 0)
+
+
+def _shim_env() -> dict:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYTHONPATH": _PKG_PARENT, "LANG": "C.UTF-8"}
+    return env
+
+
+def _recv_line(s: socket.socket) -> str:
+    """One line from ``s`` (its timeout applies to each recv); "" on EOF."""
+    buf = b""
+    while b"\n" not in buf:
+        data = s.recv(4096)
+        if not data:
+            return ""
+        buf += data
+    return buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
+def launcher_pid(root: str) -> int:
+    """Pid of the shim launcher serving state root ``root``, or 0."""
+    root = os.path.abspath(root)
+    try:
+        with open(os.path.join(root, _launcher.LOCK), "rb") as f:
+            pid = int(f.read().strip() or 0)
+        if pid <= 0 or not _alive(pid, None):
+            return 0
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return 0
+    if b"workers.runtime.launcher" not in b" ".join(cmd) or os.fsencode(root) not in cmd:
+        return 0  # the pid is not (any more) this root's launcher
+    return pid
+
+
+def stop_launcher(root: str, timeout: float = 5.0) -> bool:
+    """Stop the shim launcher of state root ``root`` (its shims keep running). True if
+    none runs any more."""
+    pid = launcher_pid(root)
+    if not pid:
+        return True
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return True
+    try:
+        if launcher_pid(root) != pid:
+            return True
+        os.kill(pid, signal.SIGTERM)
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    except OSError:
+        return True
+    finally:
+        os.close(pidfd)
+
+
 class Runtime:
     def __init__(self, root: str, node: str = "local",
-                 redis_url: str = "redis://127.0.0.1:6379/0", python: str = sys.executable):
+                 redis_url: str = "redis://127.0.0.1:6379/0", python: str = sys.executable,
+                 launcher: bool = True):
+        """``launcher``: start shims through the state root's shim launcher (spawned on
+        demand, see ``workers.runtime.launcher``); False: always spawn them directly."""
         self.root = os.path.abspath(root)
         if any(c in self.root for c in ",:\n"):
             raise ValueError(f"state root {self.root!r} must not contain ',', ':' or newlines")
         self.node = node
         self.redis_url = redis_url
         self.python = python
+        self.launcher = launcher
         self.containers = os.path.join(self.root, "containers")
         os.makedirs(self.containers, mode=0o711, exist_ok=True)
 
@@ -300,6 +458,8 @@ class Runtime:
             os.close(lock)
 
     def _start_locked(self, cid: str, d: str) -> int:
+        _shim.open_trace(os.environ.get("DOCKYARD_SHIM_TRACE"))  # benchmarks only
+        _shim.mark(b"> start: locked")
         st = self.state(cid)
         if st.status == "running":
             return st.pid
@@ -310,41 +470,10 @@ class Runtime:
             shutil.rmtree(os.path.join(d, "work"), ignore_errors=True)
             os.mkdir(os.path.join(d, "work"), 0o755)
         self._precompile()
-        argv = [self.python, "-S", "-c", SHIM_BOOT, d, self.redis_url, self.node,
-                "--status-fd", "3"]
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-               "PYTHONPATH": _PKG_PARENT,
-               "DOCKYARD_SUBREAPER": "1", "LANG": "C.UTF-8"}
-        r, w = os.pipe()
-        log_fd = os.open(os.path.join(d, "shim.log"),
-                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        null_fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - child
-                try:
-                    os.setsid()
-                    if os.fork():
-                        os._exit(0)
-                    linux.set_child_subreaper()  # survives execve into the shim
-                    os.dup2(null_fd, 0)
-                    os.dup2(null_fd, 1)
-                    os.dup2(log_fd, 2)
-                    os.dup2(w, 3)
-                    os.closerange(4, 65536)
-                    os.chdir("/")
-                    os.execve(self.python, argv, env)
-                finally:
-                    os._exit(127)
-        finally:
-            os.close(w)
-            os.close(log_fd)
-            os.close(null_fd)
-        try:
-            os.waitpid(pid, 0)
-            line = self._read_status(r, START_TIMEOUT)
-        finally:
-            os.close(r)
+        _shim.mark(b"> start: state, spec checked")
+        line = self._start_via_launcher(d) if self.launcher else None
+        if line is None:
+            line = self._spawn_shim(d)
         if line.startswith("ok "):
             _, _shim_pid, cpid = line.split()
             return int(cpid)
@@ -354,6 +483,112 @@ class Runtime:
             raise StartError(msg)
         raise StartError(f"container shim failed to start: {line or self._shim_log_tail(d)}")
 
+    def _spawn_shim(self, d: str) -> str:
+        """Spawn the shim as a fresh interpreter; returns its status line."""
+        argv = [self.python, "-S", "-c", SHIM_BOOT, d, self.redis_url, self.node,
+                "--status-fd", "3"]
+        env = _shim_env()
+        if os.environ.get("DOCKYARD_SHIM_TRACE"):
+            env["DOCKYARD_SHIM_TRACE"] = os.environ["DOCKYARD_SHIM_TRACE"]
+        r, w = os.pipe()
+        try:
+            log_fd = os.open(os.path.join(d, "shim.log"),
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            try:
+                _detached_exec(argv, env, log_fd, log_fd, status_fd=w)
+            finally:
+                os.close(w)
+                os.close(log_fd)
+            return self._read_status(r, START_TIMEOUT)
+        finally:
+            os.close(r)
+
+    def _start_via_launcher(self, d: str) -> str | None:
+        """Have the state root's launcher fork the shim; returns the shim's status line,
+        or None when no launcher took the request (then no shim was started: the caller
+        spawns one itself). A missing, dead or outdated launcher is respawned."""
+        fields = ["start", _launcher.code_token(self.python), d, self.redis_url, self.node,
+                  os.environ.get("DOCKYARD_SHIM_TRACE", "")]
+        if any("\0" in f or "\n" in f for f in fields):
+            return None
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(LAUNCHER_READY_TIMEOUT)
+            try:
+                # sun_path is limited to 107 bytes: connect through an O_PATH fd
+                path_fd = os.open(os.path.join(self.root, _launcher.SOCK),
+                                  os.O_PATH | os.O_CLOEXEC)
+                try:
+                    s.connect(f"/proc/self/fd/{path_fd}")
+                finally:
+                    os.close(path_fd)
+            except OSError:  # none, or a stale socket (ECONNREFUSED)
+                self._spawn_launcher()
+                return None
+            _shim.mark(b"> start: launcher connected")
+            try:
+                s.sendall(("\0".join(fields) + "\n").encode("utf-8", "surrogateescape"))
+                reply = _recv_line(s)
+            except TimeoutError:  # wedged: bypass it, and replace it for the next start
+                pid = launcher_pid(self.root)
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # its shims keep running
+                    except OSError:
+                        pass
+                self._spawn_launcher(force=True)
+                return None
+            except OSError:  # it died meanwhile
+                return None
+            if reply != "ready":
+                if reply == "stale":  # it runs older code and is exiting: replace it
+                    self._spawn_launcher(force=True)
+                return None
+            _shim.mark(b"> start: launcher child ready")
+            s.sendall(b"go\n")  # from here on the launcher's child is the shim
+            s.settimeout(START_TIMEOUT)
+            try:
+                return _recv_line(s)
+            except OSError:
+                return ""
+        finally:
+            s.close()
+
+    def _spawn_launcher(self, force: bool = False) -> None:
+        now = time.monotonic()
+        last = _launcher_spawned.get(self.root)
+        if not force and last is not None and now - last < LAUNCHER_RESPAWN_SECONDS:
+            return
+        _launcher_spawned[self.root] = now
+        log_fd = os.open(os.path.join(self.root, _launcher.LOG),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            _detached_exec([self.python, "-S", "-c", LAUNCHER_BOOT, self.root], _shim_env(),
+                           log_fd, log_fd)
+        finally:
+            os.close(log_fd)
+
+    def start_launcher(self, timeout: float = 5.0) -> int:
+        """Make sure the state root's shim launcher runs (e.g. when the worker starts, so
+        that even the first container start is fast); returns its pid, 0 if it did not
+        come up within ``timeout`` (``start`` then keeps spawning shims directly)."""
+        pid = launcher_pid(self.root)
+        if pid and os.path.exists(os.path.join(self.root, _launcher.SOCK)):
+            return pid
+        self._precompile()
+        self._spawn_launcher(force=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = launcher_pid(self.root)
+            if pid and os.path.exists(os.path.join(self.root, _launcher.SOCK)):
+                return pid  # it renames its socket into place once it listens
+            time.sleep(0.005)
+        return 0
+
+    def stop_launcher(self) -> bool:
+        """Stop this state root's shim launcher, if one runs (shims keep running)."""
+        return stop_launcher(self.root)
+
     def _precompile(self) -> None:
         """Make sure the shim's modules have .pyc files for the shim's python: compiling
         from source inside the shim would cost it ~2 MB of RSS for its whole life."""
@@ -361,8 +596,7 @@ class Runtime:
             return
         here = os.path.dirname(os.path.abspath(__file__))
         files = [os.path.join(_PKG_PARENT, "workers", "__init__.py")] + [
-            os.path.join(here, f) for f in ("__init__.py", "shim.py", "redisclient.py",
-                                            "nsinit.py", "linux.py")]
+            os.path.join(here, f) for f in _launcher.CODE_FILES]
         try:
             subprocess.run([self.python, "-S", "-m", "compileall", "-q", *files],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -400,16 +634,37 @@ class Runtime:
             return "no output"
 
     @staticmethod
-    def _wait_gone(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while _alive(pid, None):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
+    def _wait_gone(pid: int, timeout: float, start: int | None = None) -> bool:
+        """Wait until ``pid`` (started at ``start``, when known) has exited; a pidfd
+        becomes readable when the process exits (no sleep loop)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        except OSError:  # no pidfd_open (kernel < 5.3): poll /proc
+            deadline = time.monotonic() + timeout
+            while _alive(pid, start):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+            return True
+        try:
+            if not _alive(pid, start):  # exited, or the pid was reused before pidfd_open
+                return True
+            p = select.poll()
+            p.register(pidfd, select.POLLIN)
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if p.poll(left * 1000):
+                    return True
+        finally:
+            os.close(pidfd)
 
     # -- signals -----------------------------------------------------------------------
-    def _shim_request(self, d: str, line: str, timeout: float = 5.0) -> str:
+    def _shim_request(self, d: str, line: str, timeout: float | None = 5.0) -> str:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         path_fd = -1
@@ -484,18 +739,32 @@ class Runtime:
         raise NotRunning(f"Container {cid} is not running")
 
     def wait(self, cid: str, timeout: float | None = None) -> int:
-        """Block until the container has exited; return its exit code."""
-        self._existing_dir(cid)
+        """Block until the container has exited; return its exit code.
+
+        Blocks on the shim's ``wait`` command (answered once state.json says exited);
+        polls state.json only while the shim cannot be reached."""
+        d = self._existing_dir(cid)
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
+        delay = 0.0
         while True:
             st = self.state(cid)
             if st.status != "running":
                 return st.exit_code
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise TimeoutError(f"container {cid} still running after {timeout}s")
+            try:
+                reply = self._shim_request(d, "wait", timeout=left)
+            except TimeoutError:
+                continue  # the deadline check above raises
+            except OSError:
+                reply = ""
+            if reply.startswith("exit "):
+                return int(reply.split()[1])
+            # shim unreachable: it has just finished (state.json says so: no sleep the
+            # first time), or it is dead (state() corrects the status) or wedged
             time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(max(delay * 2, 0.005), 0.05)
 
     def stop(self, cid: str, timeout: int | None = None) -> ContainerState:
         spec = self.spec(cid)
@@ -518,6 +787,9 @@ class Runtime:
 
     # -- remove ------------------------------------------------------------------------
     def remove(self, cid: str, force: bool = False) -> None:
+        """Remove the container (``force``: kill it first). On return its shim is gone
+        and ``containers/<id>`` no longer exists; its files are deleted in the background
+        (``drain_trash()`` waits for that, e.g. before deleting the whole state root)."""
         try:
             d = self._existing_dir(cid)
         except NotFound:
@@ -536,20 +808,23 @@ class Runtime:
                     pass
                 self.wait(cid, 30)
             raw = self._read_state(d)
-            if raw.get("shim_pid"):
-                self._wait_gone(raw["shim_pid"], 10) if _alive(
-                    raw["shim_pid"], raw.get("shim_start")) else None
+            if raw.get("shim_pid"):  # it may still be writing its last bytes
+                self._wait_gone(raw["shim_pid"], 10, raw.get("shim_start"))
         # the overlay lives in the container's own mount namespace; make sure nothing of
         # ours is mounted in this one either (deepest first)
-        for mnt in sorted(linux.mounts_under(d), key=len, reverse=True):
-            linux.umount2(mnt, linux.MNT_DETACH)
+        mounts = linux.mounts_under(d)
+        if mounts:
+            for mnt in sorted(mounts, key=len, reverse=True):
+                linux.umount2(mnt, linux.MNT_DETACH)
+            leftover = linux.mounts_under(d)
+            if leftover:
+                raise RuntimeError_(f"mounts left after removing {cid}: {leftover}")
+        # gone from containers/ at once; the files are deleted in the background
         trash = os.path.join(self.containers, f".rm-{cid}-{os.getpid()}")
         os.rename(d, trash)
-        shutil.rmtree(trash)
-        leftover = linux.mounts_under(d)
-        if leftover:
-            raise RuntimeError_(f"mounts left after removing {cid}: {leftover}")
+        _trash.add(trash, self.containers)
 
 
 __all__ = ["ContainerSpec", "ContainerState", "Conflict", "NotFound", "NotRunning", "Runtime",
-           "RuntimeError_", "SpecError", "StartError"]
+           "RuntimeError_", "SpecError", "StartError", "drain_trash", "launcher_pid",
+           "stop_launcher"]

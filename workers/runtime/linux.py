@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+SIGCHLD = 17
+CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -41,7 +43,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 
-SYS_PIVOT_ROOT = 155  # x86_64
+SYS_CLONE = 56  # x86_64
+SYS_PIVOT_ROOT = 155
 SYS_SETNS = 308
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -93,6 +96,16 @@ def pivot_root(new_root: str, put_old: str) -> None:
     ret = _libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT), ctypes.c_char_p(_b(new_root)),
                         ctypes.c_char_p(_b(put_old)))
     _check(ret, "pivot_root", new_root)
+
+
+def clone(flags: int) -> int:
+    """fork(2) with extra ``flags`` (namespaces, CLONE_PARENT), without a new stack: like
+    ``os.fork()`` but without Python's at-fork bookkeeping, so only for a single-threaded
+    process whose child soon execs or exits. Returns 0 in the child."""
+    ret = _libc.syscall(ctypes.c_long(SYS_CLONE), ctypes.c_ulong(flags | SIGCHLD),
+                        ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
+                        ctypes.c_ulong(0))
+    return _check(ret, f"clone({flags:#x})")
 
 
 def sethostname(name: str) -> None:

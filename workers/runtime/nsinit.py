@@ -1,9 +1,10 @@
 """The container's side of the shim: runs only in the shim's forked children.
 
-``spawn()`` is called in C1 (forked from the shim): it unshares the namespaces and
-forks C2, the PID 1 of the new PID namespace, which sets up the root filesystem and
-execs the container's command. Any failure before exec is written to the CLOEXEC
-error pipe and the child exits with 127; a successful exec closes the pipe (EOF).
+``spawn()`` is called in C1 (forked from the shim): it clones C2 into new namespaces
+(mount, UTS, IPC, network, PID) with ``CLONE_PARENT``, so C2, the PID 1 of the new PID
+namespace, is a child of the shim itself; C2 sets up the root filesystem and execs the
+container's command. Any failure before exec is written to the CLOEXEC error pipe and
+the child exits with 127; a successful exec closes the pipe (EOF).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import stat
 import struct
 
 from . import linux as L
+from .shim import mark
 
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0))
@@ -49,19 +51,45 @@ def errmsg(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+NAMESPACES = (L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
+              | L.CLONE_NEWPID)
+
+
 def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w: int,
           pid_w: int) -> None:
-    """In C1. Never returns."""
+    """In C1 (forked from a shim that has not imported this module). Never returns."""
     try:
+        mark(b"C1: nsinit imported")
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        L.unshare(L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
-                  | L.CLONE_NEWPID)
-        pid = os.fork()
+        mark(b"C1: clone C2")
+        pid = L.clone(NAMESPACES | L.CLONE_PARENT)  # PID 1 is the shim's child
         if pid:
             os.write(pid_w, b"%d" % pid)
             os._exit(0)
         os.close(pid_w)
+        init(cfg, cdir, stdio, console_sock)
+    except BaseException as e:  # noqa: B036 - report anything, then die
+        try:
+            os.write(err_w, errmsg(e).encode("utf-8", "replace")[:4000])
+        finally:
+            os._exit(127)
+    os._exit(127)
+
+
+def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w: int,
+               shim_console=None) -> int:
+    """In a shim that has this module preloaded: clone the container's PID 1 (C2) in its
+    new namespaces as our own child; returns its pid (raises OSError if clone fails).
+    ``shim_console``: the shim's end of the console socket pair (closed in C2)."""
+    pid = L.clone(NAMESPACES)
+    if pid:
+        return pid
+    try:
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        if shim_console is not None:
+            shim_console.close()
         init(cfg, cdir, stdio, console_sock)
     except BaseException as e:  # noqa: B036 - report anything, then die
         try:
@@ -116,7 +144,9 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
             ":".join(os.path.relpath(p, base) for p in layers),
             os.path.relpath(os.path.join(cdir, "upper"), base),
             os.path.relpath(os.path.join(cdir, "work"), base))
+    mark(b"C2: mount overlay")
     L.mount("overlay", rootfs, "overlay", 0, opts)
+    mark(b"C2: mount proc sys dev")
 
     nsx = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
     L.mount("proc", _walk(rootfs, "proc", "dir"), "proc", nsx)
@@ -140,6 +170,7 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
                          ("core", "/proc/kcore")):
         os.symlink(target, os.path.join(dev, name))
 
+    mark(b"C2: ro proc, masks")
     for name in READONLY_PROC:
         path = os.path.join(rootfs, "proc", name)
         if os.path.exists(path):
@@ -152,10 +183,12 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
         elif os.path.exists(path):
             L.mount(os.path.join(dev, "null"), path, None, L.MS_BIND)
 
+    mark(b"C2: etc binds")
     for name in ("hostname", "hosts", "resolv.conf"):
         target = _walk(rootfs, "etc/" + name, "file")
         L.mount(os.path.join(cdir, name), target, None, L.MS_BIND)
 
+    mark(b"C2: pivot_root")
     os.chdir(rootfs)
     L.pivot_root(".", ".")
     L.umount2(".", L.MNT_DETACH)
@@ -172,13 +205,27 @@ def loopback_up() -> None:
         s.close()
 
 
+def _read_file(path: str) -> bytes:
+    """Plain os.read: cheaper than open() (no io stack) on this hot path."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
+
+
 def _read_db(path: str) -> list[list[str]]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f
-                    if line.strip() and not line.startswith("#")]
+        text = _read_file(path).decode("utf-8", "replace")
     except OSError:
         return []
+    return [line.split(":") for line in text.split("\n")
+            if line.strip() and not line.startswith("#")]
 
 
 def resolve_user(user: str) -> tuple[int, int, list[int], str]:
@@ -216,13 +263,18 @@ def resolve_user(user: str) -> tuple[int, int, list[int], str]:
     return uid, gid, [gid] + extra, home
 
 
-def drop_bounding_caps() -> None:
+def _cap_last_cap() -> int:
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except OSError:
-        last = 40
-    for cap in range(last + 1):
+        return int(_read_file("/proc/sys/kernel/cap_last_cap"))
+    except (OSError, ValueError):
+        return 40
+
+
+CAP_LAST_CAP = _cap_last_cap()  # read once (the launcher preloads this module)
+
+
+def drop_bounding_caps() -> None:
+    for cap in range(CAP_LAST_CAP + 1):
         if cap not in DEFAULT_CAPS:
             L.prctl(L.PR_CAPBSET_DROP, cap)
 
@@ -270,7 +322,9 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
     ``console_sock``: None, or (tty) the socket to pass the PTY master to the shim.
     """
     os.setsid()
+    mark(b"C2: forked")
     setup_rootfs(cfg, cdir)
+    mark(b"C2: hostname, lo, user, caps")
     L.sethostname(cfg["hostname"])
     loopback_up()
 
@@ -305,6 +359,7 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
     os.umask(0o022)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
+    mark(b"C2: execve")
     try:
         os.execve(exe, args, dict(e.split("=", 1) for e in env))
     except OSError as e:

@@ -6,11 +6,14 @@ stdio or PTY, writes ``container.log`` (Docker json-file) and ``state.json``, pu
 output and state transitions to Redis, serves a control socket and exits once the
 container's PID 1 has exited and its output is drained. It must stay small: only
 cheap builtin modules here; ctypes and the namespace code are imported in the
-forked child only. The runtime starts it already a child subreaper (the setting
-survives execve; without ``DOCKYARD_SUBREAPER=1`` in the environment the shim sets it
-itself with ctypes). ``Runtime.start`` uses the equivalent
-``python -S -c "$SHIM_BOOT" <args>`` (see container.SHIM_BOOT), which skips runpy and
-saves about 1 MB of RSS.
+forked child only. The container's PID 1 is created with ``CLONE_PARENT`` by that child,
+so it is the shim's own child (no subreaper needed to reap it).
+
+Two ways to get a shim: ``Runtime.start`` asks the node's shim launcher
+(``workers.runtime.launcher``, a pre-started process with this module imported) to fork
+one, which then calls ``serve()``; or, when no launcher answers, it runs
+``python -S -c "$SHIM_BOOT" <args>`` (see container.SHIM_BOOT, equivalent to ``-m`` but
+without runpy: about 1 MB less RSS).
 
 ``--status-fd N``: the shim writes one line there and closes it:
 ``ok <shim_pid> <container_pid>`` once the container process has exec'd, or
@@ -21,7 +24,8 @@ command line, terminated by ``\\n``:
 
 ``kill <SIGNAME|number>``   signal the container's PID 1; reply ``ok`` or ``error <msg>``
 ``state``                   reply: the state as one JSON line
-``wait``                    reply ``exit <code>`` once the container has exited
+``wait``                    reply ``exit <code>`` once the container has exited, its output
+                            is in container.log and state.json says ``exited``
 ``resize <rows> <cols>``    set the PTY size (tty only); reply ``ok`` or ``error <msg>``
 ``attach``                  reply ``ok``, then frames of output produced from now on:
                             1 byte kind (``1`` stdout, ``2`` stderr, ``x`` exit code as
@@ -52,6 +56,22 @@ DRAIN_SECONDS = 3.0
 RETRY_SECONDS = 2.0  # first reconnect delay; doubles up to RETRY_MAX while Redis is down
 RETRY_MAX = 30.0
 EVENT_BACKLOG = 200
+_trace = -1  # DOCKYARD_SHIM_TRACE (bench/bench_runtime.py): "<monotonic ns> <pid> <label>" lines
+
+
+def mark(label):
+    """Benchmark timestamp; a no-op unless DOCKYARD_SHIM_TRACE names a file."""
+    if _trace >= 0:
+        os.write(_trace, b"%d %d %s\n" % (time.monotonic_ns(), os.getpid(), label))
+
+
+def open_trace(path):
+    global _trace
+    if path and _trace < 0:
+        try:
+            _trace = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError:
+            pass
 
 
 def _enc(s):
@@ -121,15 +141,23 @@ def signum(name):
     return num
 
 
-def write_atomic(path, text):
+def write_atomic(path, text, sync=True):
+    """Replace ``path`` atomically (rename). ``sync=False``: no fsync yet; returns the
+    open fd, for the caller to ``fsync`` and close once it has answered whoever waits."""
     tmp = path + ".shim.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
+        if sync:
+            os.fsync(fd)
+        os.rename(tmp, path)
+    except BaseException:
         os.close(fd)
-    os.rename(tmp, path)
+        raise
+    if sync:
+        os.close(fd)
+        return -1
+    return fd
 
 
 class Publisher:
@@ -195,10 +223,11 @@ class Publisher:
 
 
 class Shim:
-    def __init__(self, cdir, redis_url, node, status_fd):
+    def __init__(self, cdir, redis_url, node, status_fd, notify_fd=-1):
         self.cdir = cdir
         self.node = node
         self.status_fd = status_fd
+        self.notify_fd = notify_fd
         fd = os.open(os.path.join(cdir, "config.json"), os.O_RDONLY | os.O_CLOEXEC)
         try:
             raw = b""
@@ -231,11 +260,34 @@ class Shim:
         self.waiters = []
         self.poller = select.poll()
         self.log_fd = -1
+        self.unsynced = -1  # fd of a state.json not fsync'ed yet
 
     # -- state and events --------------------------------------------------------------
     def set_state(self, **kw):
+        self.write_state(**kw)
+        self.publish_state()
+
+    def write_state(self, sync=True, **kw):
+        if self.unsynced >= 0:  # superseded before it needed to be durable
+            os.close(self.unsynced)
+            self.unsynced = -1
         self.state.update(kw)
-        write_atomic(self.state_path, dumps(self.state) + "\n")
+        self.unsynced = write_atomic(self.state_path, dumps(self.state) + "\n", sync)
+
+    def sync_state(self):
+        """fsync a state.json written with ``sync=False``: its rename already made it
+        visible; this makes it durable, off the path of whoever waited for it (the
+        main loop does it once idle: a container that exits at once never waits for
+        the fsync of its "running" state)."""
+        if self.unsynced >= 0:
+            try:
+                os.fsync(self.unsynced)
+            except OSError:
+                pass
+            os.close(self.unsynced)
+            self.unsynced = -1
+
+    def publish_state(self):
         st = self.state
         self.pub.event("dockyard:events:" + self.node, [
             ("container", self.id), ("status", st["status"]), ("pid", str(st["pid"])),
@@ -249,6 +301,13 @@ class Shim:
                 pass
             os.close(self.status_fd)
             self.status_fd = -1
+        if self.notify_fd >= 0:  # the launcher may fork its next spare now
+            try:
+                os.write(self.notify_fd, b"t")
+            except OSError:
+                pass
+            os.close(self.notify_fd)
+            self.notify_fd = -1
 
     # -- start -------------------------------------------------------------------------
     def start(self):
@@ -273,7 +332,6 @@ class Shim:
             self.outputs[out_r] = b"1"
             self.outputs[err_r] = b"2"
         err_r, err_w = os.pipe()
-        pid_r, pid_w = os.pipe()
 
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -282,26 +340,47 @@ class Shim:
         _signal.signal(_signal.SIGCHLD, lambda s, f: None)
         _signal.set_wakeup_fd(wake_w)
 
-        c1 = os.fork()
-        if c1 == 0:
+        console_end = console_child if self.tty else None
+        nsinit = sys.modules.get(__package__ + ".nsinit")
+        pid_raw = b""
+        if nsinit is not None:
+            # preloaded (a shim forked by the launcher): clone the container's PID 1 from
+            # here, no intermediate process
+            mark(b"shim: clone C2")
             try:
-                from . import nsinit
-                if console is not None:
-                    console.close()
-                nsinit.spawn(self.cfg, self.cdir, stdio, console_child if self.tty else None,
-                             err_w, pid_w)
-            finally:
-                os._exit(127)
-        for fd in child_ends + [err_w, pid_w, devnull]:
+                pid_raw = b"%d" % nsinit.clone_init(self.cfg, self.cdir, stdio, console_end,
+                                                    err_w, console)
+            except OSError as e:
+                os.write(err_w, nsinit.errmsg(e).encode("utf-8", "replace"))
+            c1 = 0
+        else:
+            # C1 imports the namespace code (ctypes: not in the shim's own memory) and
+            # clones PID 1 as our child (CLONE_PARENT)
+            pid_r, pid_w = os.pipe()
+            mark(b"shim: fork C1")
+            c1 = os.fork()
+            if c1 == 0:
+                try:
+                    from . import nsinit
+                    if console is not None:
+                        console.close()
+                    nsinit.spawn(self.cfg, self.cdir, stdio, console_end, err_w, pid_w)
+                finally:
+                    os._exit(127)
+            os.close(pid_w)
+        for fd in child_ends + [err_w, devnull]:
             os.close(fd)
         if console is not None:
             console_child.close()
-        pid_raw = self._read_all(pid_r)
+        if c1:
+            pid_raw = self._read_all(pid_r)
         error = self._read_all(err_r).decode("utf-8", "replace")
-        try:
-            os.waitpid(c1, 0)
-        except ChildProcessError:
-            pass
+        mark(b"shim: container exec'd (err pipe EOF)")
+        if c1:
+            try:
+                os.waitpid(c1, 0)
+            except ChildProcessError:
+                pass
         pid = int(pid_raw) if pid_raw.isdigit() else 0
         if not error and not pid:
             error = "container init failed before exec"
@@ -332,9 +411,12 @@ class Shim:
         self.log_fd = os.open(os.path.join(self.cdir, "container.log"),
                               os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.listen()
-        self.set_state(status="running", pid=pid, exit_code=0, started_at=now(),
-                       finished_at="", error="")
+        self.write_state(sync=False, status="running", pid=pid, exit_code=0,
+                         started_at=now(), finished_at="", error="")
+        mark(b"shim: state running written")
         self.report(f"ok {os.getpid()} {pid}")
+        mark(b"shim: reported ok")
+        self.publish_state()  # the caller need not wait for Redis
         return True
 
     def fail(self, error):
@@ -407,8 +489,11 @@ class Shim:
                 if self.pub.events:
                     timeout = max(10, int((self.pub.next_try - time.monotonic()) * 1000) + 10)
             try:
-                ready = self.poller.poll(timeout)
+                ready = self.poller.poll(0 if self.unsynced >= 0 else timeout)
             except InterruptedError:
+                continue
+            if not ready and self.unsynced >= 0:
+                self.sync_state()  # idle now
                 continue
             for fd, _ev in ready:
                 if fd == self.wake_r:
@@ -442,6 +527,7 @@ class Shim:
             if pid == 0:
                 return
             if pid == self.pid:
+                mark(b"shim: reaped container")
                 code = os.waitstatus_to_exitcode(status)
                 self.exit_code = 128 - code if code < 0 else code
                 self.finished_at = now()
@@ -578,9 +664,7 @@ class Shim:
             return self.reply(fd, "ok")
         if cmd == "state":
             return self.reply(fd, dumps(self.state))
-        if cmd == "wait":
-            if self.exit_code is not None:
-                return self.reply(fd, f"exit {self.exit_code}")
+        if cmd == "wait":  # answered by finish(), once the output and state.json are written
             self.clients[fd][1] = "wait"
             self.waiters.append(fd)
             return
@@ -631,22 +715,28 @@ class Shim:
             os.close(fd)
         self.outputs.clear()
         code = self.exit_code
-        try:
-            os.unlink(self.sock_path)
-        except OSError:
-            pass
-        self.set_state(status="exited", exit_code=code, finished_at=self.finished_at)
-        self.pub.publish(self.out_channel, b"x%d" % code)
+        self.write_state(sync=False, status="exited", exit_code=code,
+                         finished_at=self.finished_at)
+        mark(b"shim: state exited written")
+        # local clients first (Runtime.wait, attach), then Redis: the event after state.json.
+        # The socket goes only now: a client that finds it gone finds state.json exited.
         self.send_clients(b"x", b"%d" % code)
         for fd in list(self.waiters):
             self.reply(fd, f"exit {code}")
         for fd in list(self.clients):
             self.close_client(fd)
         self.listener.close()
+        try:
+            os.unlink(self.sock_path)
+        except OSError:
+            pass
+        self.sync_state()
+        self.publish_state()
+        self.pub.publish(self.out_channel, b"x%d" % code)
         if self.pub.events:  # one last chance for the durable events
             self.pub.next_try = 0.0
             self.pub.flush()
-        # reap anything left (we are a subreaper)
+        # reap anything left
         while True:
             try:
                 if os.waitpid(-1, 0)[0] <= 0:
@@ -658,20 +748,27 @@ class Shim:
 
 
 def main(argv):
+    """``python -S -c SHIM_BOOT`` / ``-m``: never returns once the shim has started."""
     if len(argv) < 3:
         sys.stderr.write(__doc__.split("\n", 1)[0] + "\n")
         return 2
+    open_trace(os.environ.get("DOCKYARD_SHIM_TRACE"))
+    mark(b"shim: main()")
     cdir, redis_url, node = argv[0], argv[1], argv[2]
     status_fd = -1
     if len(argv) >= 5 and argv[3] == "--status-fd":
         status_fd = int(argv[4])
         os.set_inheritable(status_fd, False)
-    if os.environ.get("DOCKYARD_SUBREAPER") != "1":
-        from . import linux
-        linux.set_child_subreaper()
-    cdir = os.path.abspath(cdir)
+    return serve(os.path.abspath(cdir), redis_url, node, status_fd)
+
+
+def serve(cdir, redis_url, node, status_fd, notify_fd=-1):
+    """Start the container of ``cdir`` and serve it until it has exited. Returns 1 if
+    it could not be started; on success the process ends with ``os._exit(0)`` (no
+    interpreter teardown: the runtime waits for the shim to be gone before removing).
+    ``notify_fd``: gets ``t`` once the start is reported (see the launcher)."""
     os.chdir(cdir)
-    shim = Shim(cdir, redis_url, node, status_fd)
+    shim = Shim(cdir, redis_url, node, status_fd, notify_fd)
     try:
         if not shim.start():
             return 1
@@ -685,7 +782,11 @@ def main(argv):
         shim.fail(f"shim: {type(e).__name__}: {e}")
         raise
     shim.run()
-    return 0
+    mark(b"shim: done")
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":
