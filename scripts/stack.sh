@@ -29,7 +29,7 @@ die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 service_argv() {
   # Sets CMD (an array) to the service's command line.
   case "$1" in
-    worker) CMD=("$ROOT/.venv/bin/celery" -A workers worker -Q "node.$NODE" --concurrency 2
+    worker) CMD=("$ROOT/.venv/bin/celery" -A workers worker -Q "node.$NODE"
                  -n "worker@%h" --loglevel INFO) ;;
     dockerapi) CMD=("$PY" manage.py dockerapi) ;;
     panel) CMD=("$ROOT/.venv/bin/daphne" -b "$PANEL_HOST" -p "$PANEL_PORT" panel.asgi:application) ;;

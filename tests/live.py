@@ -867,8 +867,6 @@ class LiveStack:
                 "worker",
                 "-Q",
                 f"node.{self.node}",
-                "--concurrency",
-                "2",
                 "-n",
                 f"{self.node}@%h",
                 "--loglevel",
