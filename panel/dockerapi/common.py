@@ -86,34 +86,6 @@ def unix(moment: datetime | None) -> int:
     return int(moment.timestamp()) if moment else 0
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, as `docker ps` words ages."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
 async def api_user(request):
     """The user the front server authenticated (it puts the id in the ASGI scope)."""
     user_id = getattr(request, "dockyard_user_id", None)

@@ -4,12 +4,12 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
 from panel.containers.models import Container
+from panel.containers.status import status_text
 from workers.runtime.spec import SpecError, combine_command
 
-from .common import human_duration, rfc3339, unix
+from .common import rfc3339, unix
 
 RUNNING_STATES = (Container.State.RUNNING, Container.State.PAUSED, Container.State.RESTARTING)
 
@@ -125,33 +125,6 @@ def merged_env(image_env, env) -> list[str]:
 
 def merged_labels(container) -> dict:
     return {**(container.image.run_config.get("Labels") or {}), **(container.labels or {})}
-
-
-def status_text(container, now=None) -> str:
-    """The STATUS column of `docker ps`."""
-    now = now or timezone.now()
-
-    def since(moment):
-        return human_duration(max((now - moment).total_seconds(), 0)) if moment else \
-            "Less than a second"
-
-    state = container.state
-    if state == Container.State.RUNNING:
-        return f"Up {since(container.started_at)}"
-    if state == Container.State.PAUSED:
-        return f"Up {since(container.started_at)} (Paused)"
-    if state == Container.State.RESTARTING:
-        return f"Restarting ({container.exit_code or 0}) {since(container.finished_at)} ago"
-    if state == Container.State.EXITED:
-        code = container.exit_code or 0
-        if container.finished_at is None:
-            return f"Exited ({code})"
-        return f"Exited ({code}) {since(container.finished_at)} ago"
-    if state == Container.State.REMOVING:
-        return "Removal In Progress"
-    if state == Container.State.DEAD:
-        return "Dead"
-    return "Created"
 
 
 def dir_size(path: Path) -> int:

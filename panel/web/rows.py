@@ -8,9 +8,9 @@ from html import escape
 
 from django.utils import timezone
 
+from panel.containers.status import ago, command_of, status_text
 from panel.images.models import Image
 
-from .status import ago, command_of, status_text
 from .templatetags.dockyard import badge_class
 
 FIELDS = ("id", "name", "team__name", "image_id", "image_ref", "entrypoint", "cmd", "state",

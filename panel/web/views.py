@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from panel.containers import services as containers
 from panel.containers.models import Container
+from panel.containers.status import command_of, status_text
 from panel.errors import DockyardError
 from panel.images.models import ImageTag
 from panel.images.services import visible_images
@@ -23,7 +24,6 @@ from panel.teams.services import has_permission, teams_of
 from . import logs
 from . import rows as container_rows
 from .forms import RunForm
-from .status import command_of, status_text
 
 JOBS_PER_PAGE = 100
 def _get_container(user, container_id: str) -> Container:

@@ -1,6 +1,6 @@
 from django import template
 
-from panel.web import status
+from panel.containers import status
 
 register = template.Library()
 

@@ -1,4 +1,4 @@
-"""How Docker words a container's state and sizes, for the panel (`docker ps` STATUS column)."""
+"""How Docker words a container's state, age, command and sizes (`docker ps`, the panel)."""
 
 import shlex
 from datetime import datetime
