@@ -135,7 +135,8 @@ def test_restart(docker_client, names):
 
 
 def test_wait_removed(docker_client, names):
-    container = docker_client.containers.create(IMAGE, ["sh", "-c", "exit 6"],
+    # It lives a second, so that the wait below starts before the removal (as the CLI's does).
+    container = docker_client.containers.create(IMAGE, ["sh", "-c", "sleep 1; exit 6"],
                                                 name=names("autorm"), auto_remove=True)
     container.start()
     assert container.wait(condition="removed", timeout=30)["StatusCode"] == 6
