@@ -15,7 +15,10 @@ _bridge = None
 
 @functools.cache
 def runtime() -> Runtime:
-    return Runtime(str(settings.STATE_ROOT), node=settings.NODE_NAME, redis_url=settings.REDIS_URL)
+    from workers.runtime.cgroups import parent_name
+
+    return Runtime(str(settings.STATE_ROOT), node=settings.NODE_NAME, redis_url=settings.REDIS_URL,
+                   cgroup_parent=parent_name(settings.RESOURCE_PREFIX))
 
 
 @functools.cache

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from django.db import close_old_connections
 
-from panel.containers import observed
+from panel.containers import history, observed
 from panel.containers.models import Container
 from panel.containers.specs import runtime_spec
 from panel.errors import DockyardError
@@ -61,7 +61,38 @@ def stop_container(job: Job) -> dict:
     rt = node.runtime()
     rt.stop(container.id, timeout=job.payload.get("timeout"))
     observed.sync(container, rt.state(container.id))
+    history.record(_container(job), "stop", actor=job.actor, state="exited")
     return {}
+
+
+def pause_container(job: Job) -> dict:
+    container = _container(job)
+    rt = node.runtime()
+    rt.pause(container.id)
+    history.record(container, "pause", actor=job.actor, state="paused")
+    observed.sync(container, rt.state(container.id))
+    return {}
+
+
+def unpause_container(job: Job) -> dict:
+    container = _container(job)
+    rt = node.runtime()
+    rt.unpause(container.id)
+    history.record(container, "unpause", actor=job.actor, state="running")
+    observed.sync(container, rt.state(container.id))
+    return {}
+
+
+def restart_container(job: Job) -> dict:
+    container = _container(job)
+    rt = node.runtime()
+    if container.id in rt.list_ids() and rt.state(container.id).alive:
+        rt.stop(container.id, timeout=job.payload.get("timeout"))
+        observed.sync(container, rt.state(container.id))
+        history.record(container, "stop", actor=job.actor, state="exited")
+    result = start_container(job)
+    history.record(_container(job), "restart", actor=job.actor)
+    return result
 
 
 def kill_container(job: Job) -> dict:
@@ -76,7 +107,7 @@ def remove_container(job: Job) -> dict:
     except Container.DoesNotExist:
         return {}
     node.runtime().remove(container.id, force=True)
-    observed.removed(container)
+    observed.removed(container, actor=job.actor)
     return {}
 
 
@@ -85,4 +116,7 @@ HANDLERS = {
     "container.stop": stop_container,
     "container.kill": kill_container,
     "container.remove": remove_container,
+    "container.pause": pause_container,
+    "container.unpause": unpause_container,
+    "container.restart": restart_container,
 }

@@ -65,17 +65,27 @@ class NotRunning(Conflict):
 @dataclass
 class ContainerState:
     id: str
-    status: str  # created | running | exited
+    status: str  # created | running | paused | restarting | exited
     pid: int = 0
     exit_code: int = 0
     started_at: str = ""
     finished_at: str = ""
     shim_pid: int = 0
     error: str = ""
+    restart_count: int = 0
+    manual_stop: bool = False  # stopped (or killed) via Dockyard since its last start
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def alive(self) -> bool:
+        """Its shim serves it: running, paused or restarting."""
+        return self.status in LIVE_STATES
+
+
+LIVE_STATES = ("running", "paused", "restarting")
 
 
 def _proc_start(pid: int) -> int | None:
@@ -189,6 +199,17 @@ def _write_atomic(path: str, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def _renamed_only(old_config: str, new_config: str) -> bool:
+    """The two configs differ in the container's name only (it was renamed)."""
+    try:
+        a, b = json.loads(old_config), json.loads(new_config)
+    except ValueError:
+        return False
+    a.pop("name", None)
+    b.pop("name", None)
+    return a == b
 
 
 def hosts_file(spec: ContainerSpec) -> str:
@@ -327,7 +348,7 @@ def stop_launcher(root: str, timeout: float = 5.0) -> bool:
 class Runtime:
     def __init__(self, root: str, node: str = "local",
                  redis_url: str = "redis://127.0.0.1:6379/0", python: str = sys.executable,
-                 launcher: bool = True):
+                 launcher: bool = True, cgroup_parent: str | None = None):
         """``launcher``: start shims through the state root's shim launcher (spawned on
         demand, see ``workers.runtime.launcher``); False: always spawn them directly."""
         self.root = os.path.abspath(root)
@@ -337,6 +358,9 @@ class Runtime:
         self.redis_url = redis_url
         self.python = python
         self.launcher = launcher
+        # the parent cgroup of this node's containers (cgroups.parent_name()); None: none
+        # (no pause, no limits)
+        self.cgroup_parent = cgroup_parent
         self.containers = os.path.join(self.root, "containers")
         os.makedirs(self.containers, mode=0o711, exist_ok=True)
 
@@ -370,6 +394,8 @@ class Runtime:
 
     # -- create ------------------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> str:
+        if self.cgroup_parent and not spec.cgroup_parent:
+            spec.cgroup_parent = self.cgroup_parent
         validate(spec)
         config = spec.to_json()
         final = self._dir(spec.id)
@@ -380,6 +406,9 @@ class Runtime:
             except OSError:
                 existing = None
             if existing == config:
+                return final
+            if existing is not None and _renamed_only(existing, config):
+                _write_atomic(os.path.join(final, "config.json"), config)  # docker rename
                 return final
             raise Conflict(f"container {spec.id} already exists with another config")
         work = tempfile.mkdtemp(dir=self.containers, prefix=".new-")
@@ -426,22 +455,24 @@ class Runtime:
         d = self._existing_dir(cid)
         raw = self._read_state(d)
         status = raw.get("status") or "created"
-        if status == "running":
+        if status in LIVE_STATES:
             shim_ok = _alive(raw.get("shim_pid") or 0, raw.get("shim_start"))
             proc_ok = _alive(raw.get("pid") or 0, raw.get("pid_start"))
             if not shim_ok and not proc_ok:
                 raw2 = self._read_state(d)  # the shim may have just finished
-                if raw2.get("status") == "running":
+                if raw2.get("status") in LIVE_STATES:
                     raw2.update(status="exited", exit_code=255, finished_at=_now(),
                                 error="container shim disappeared")
                     _write_atomic(os.path.join(d, "state.json"), json.dumps(raw2) + "\n")
                 raw = raw2
                 status = raw.get("status") or "created"
         return ContainerState(
-            id=cid, status=status, pid=int(raw.get("pid") or 0) if status == "running" else 0,
+            id=cid, status=status,
+            pid=int(raw.get("pid") or 0) if status in ("running", "paused") else 0,
             exit_code=int(raw.get("exit_code") or 0), started_at=raw.get("started_at") or "",
             finished_at=raw.get("finished_at") or "", shim_pid=int(raw.get("shim_pid") or 0),
-            error=raw.get("error") or "")
+            error=raw.get("error") or "", restart_count=int(raw.get("restart_count") or 0),
+            manual_stop=bool(raw.get("manual_stop")))
 
     def _shim_alive(self, d: str) -> bool:
         raw = self._read_state(d)
@@ -461,10 +492,15 @@ class Runtime:
         _shim.open_trace(os.environ.get("DOCKYARD_SHIM_TRACE"))  # benchmarks only
         _shim.mark(b"> start: locked")
         st = self.state(cid)
-        if st.status == "running":
+        if st.alive:
             return st.pid
         spec = self.spec(cid)
         validate(spec)  # layers may have disappeared since create
+        cg = self.cgroup(cid, spec)
+        if cg is not None:  # made before PID 1 runs (its init enters it before exec)
+            cg.create()
+            if cg.frozen():  # left frozen by a container that died paused
+                cg.thaw()
         if os.path.exists(os.path.join(d, "state.json")):
             # restart of an exited container: fresh overlay work dir, keep upper
             shutil.rmtree(os.path.join(d, "work"), ignore_errors=True)
@@ -721,7 +757,7 @@ class Runtime:
         d = self._existing_dir(cid)
         num = signal_number(sig)
         st = self.state(cid)
-        if st.status != "running":
+        if not st.alive:
             raise NotRunning(f"Container {cid} is not running")
         try:
             reply = self._shim_request(d, f"kill {num}")
@@ -729,6 +765,8 @@ class Runtime:
             reply = None
         if reply == "ok":
             return
+        if reply and "restarting" in reply:
+            raise Conflict(f"Container {cid} is restarting, wait until the container is running")
         if reply and "not running" not in reply:
             raise RuntimeError_(f"cannot kill container {cid}: {reply}")
         # shim unreachable: signal the process directly if it is still the same one
@@ -748,7 +786,7 @@ class Runtime:
         delay = 0.0
         while True:
             st = self.state(cid)
-            if st.status != "running":
+            if not st.alive:
                 return st.exit_code
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -770,10 +808,11 @@ class Runtime:
         spec = self.spec(cid)
         if timeout is None:
             timeout = spec.stop_timeout
-        if self.state(cid).status == "running":
+        if self.state(cid).alive:
+            self._request_stop(cid)  # the restart policy must not undo this stop
             try:
                 self.kill(cid, spec.stop_signal)
-            except NotRunning:
+            except (NotRunning, Conflict):
                 pass
             try:
                 self.wait(cid, None if timeout < 0 else timeout)
@@ -784,6 +823,72 @@ class Runtime:
                     pass
                 self.wait(cid, 30)
         return self.state(cid)
+
+    def _request_stop(self, cid: str) -> None:
+        try:
+            self._shim_request(self._existing_dir(cid), "stop")
+        except OSError:
+            pass  # no shim: nothing would restart it either
+
+    # -- pause (the container's cgroup frozen by its shim) ------------------------------
+    def cgroup(self, cid: str, spec: ContainerSpec | None = None):
+        """The container's cgroup manager (workers.runtime.cgroups), or None."""
+        parent = (spec or self.spec(cid)).cgroup_parent
+        if not parent:
+            return None
+        from . import cgroups
+
+        return cgroups.open_manager(parent, cid)
+
+    def pause(self, cid: str) -> None:
+        self._pause_request(cid, "pause")
+
+    def unpause(self, cid: str) -> None:
+        self._pause_request(cid, "unpause")
+
+    def _pause_request(self, cid: str, what: str) -> None:
+        d = self._existing_dir(cid)
+        st = self.state(cid)
+        if st.status == "restarting":
+            raise Conflict(f"Container {cid} is restarting, wait until the container is running")
+        if what == "pause" and st.status == "paused":
+            raise Conflict(f"Container {cid} is already paused")
+        if what == "unpause" and st.status != "paused":
+            raise Conflict(f"Container {cid} is not paused")
+        if not st.alive:
+            raise NotRunning(f"Container {cid} is not running")
+        try:
+            reply = self._shim_request(d, what, timeout=15.0)
+        except OSError:
+            reply = "error not running"
+        if reply == "ok":
+            return
+        if "already paused" in reply:
+            raise Conflict(f"Container {cid} is already paused")
+        if "not paused" in reply:
+            raise Conflict(f"Container {cid} is not paused")
+        if "restarting" in reply:
+            raise Conflict(f"Container {cid} is restarting, wait until the container is running")
+        if "not running" in reply:
+            raise NotRunning(f"Container {cid} is not running")
+        raise RuntimeError_(f"cannot {what} container {cid}: {reply.removeprefix('error ')}")
+
+    # -- processes and sizes (docker top, ps -s) -----------------------------------------
+    def top(self, cid: str, ps_args: str = "") -> dict:
+        """``docker top``: the container's processes as ``ps <ps_args>`` would list them
+        (emulated with psutil); raises NotRunning, or procs.PsError for unknown options."""
+        from . import procs
+
+        st = self.state(cid)
+        if st.status != "running" or not st.pid:
+            raise NotRunning(f"Container {cid} is not running")
+        return procs.top(procs.container_pids(st.pid), ps_args)
+
+    def size(self, cid: str) -> int:
+        """Bytes in the container's writable layer (Docker's SizeRw)."""
+        from . import procs
+
+        return procs.size_rw(os.path.join(self._existing_dir(cid), "upper"))
 
     # -- remove ------------------------------------------------------------------------
     def remove(self, cid: str, force: bool = False) -> None:
@@ -798,7 +903,7 @@ class Runtime:
                 return  # already removed: idempotent
         else:
             st = self.state(cid)
-            if st.status == "running":
+            if st.alive:
                 if not force:
                     raise Conflict(f"You cannot remove a running container {cid}. Stop the "
                                    "container before attempting removal or force remove")
@@ -810,6 +915,12 @@ class Runtime:
             raw = self._read_state(d)
             if raw.get("shim_pid"):  # it may still be writing its last bytes
                 self._wait_gone(raw["shim_pid"], 10, raw.get("shim_start"))
+            try:
+                cg = self.cgroup(cid)
+            except (OSError, SpecError):
+                cg = None
+            if cg is not None:
+                cg.destroy()  # kills what is left in it (e.g. a process that escaped PID 1)
         # the overlay lives in the container's own mount namespace; make sure nothing of
         # ours is mounted in this one either (deepest first)
         mounts = linux.mounts_under(d)

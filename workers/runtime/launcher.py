@@ -48,7 +48,8 @@ IDLE_EXIT = 3600.0
 REQUEST_TIMEOUT = 5.0
 TITLE = b"workers.runtime.shim "  # the cmdline a forked shim shows (ps, pgrep -f)
 # the files whose change makes a running launcher stale (its shims would run old code)
-CODE_FILES = ("__init__.py", "shim.py", "redisclient.py", "nsinit.py", "linux.py", "launcher.py")
+CODE_FILES = ("__init__.py", "shim.py", "redisclient.py", "nsinit.py", "linux.py", "launcher.py",
+              "shimexec.py", "execinit.py")
 
 
 def code_token(python):

@@ -17,7 +17,7 @@ import stat
 import struct
 
 from . import linux as L
-from .shim import mark
+from .shim import loads, mark, proc_start_time
 
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0))
@@ -53,6 +53,45 @@ def errmsg(e: BaseException) -> str:
 
 NAMESPACES = (L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
               | L.CLONE_NEWPID)
+INIT_TARGET = "/sbin/docker-init"
+
+
+def namespace_flags(cfg: dict) -> int:
+    """The clone flags: no new namespace where the container shares the node's or joins
+    another container's (--pid/--uts/--ipc host|container:<id>)."""
+    flags = NAMESPACES
+    if cfg.get("pid_mode"):
+        flags &= ~L.CLONE_NEWPID
+    if cfg.get("uts_mode"):
+        flags &= ~L.CLONE_NEWUTS
+    if cfg.get("ipc_mode") == "host" or str(cfg.get("ipc_mode")).startswith("container:"):
+        flags &= ~L.CLONE_NEWIPC
+    return flags
+
+
+def joined(cdir: str, mode, kind: str) -> tuple[int, str] | None:
+    """For ``container:<id>``: (pid of that running container, its directory); else None."""
+    if not isinstance(mode, str) or not mode.startswith("container:"):
+        return None
+    other = mode.split(":", 1)[1]
+    odir = os.path.join(os.path.dirname(cdir), other)
+    try:
+        st = loads(_read_file(os.path.join(odir, "state.json")).decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        st = {}
+    pid = st.get("pid") or 0 if isinstance(st, dict) else 0
+    if st.get("status") != "running" or not pid or proc_start_time(pid) != st.get("pid_start"):
+        raise InitError(f"cannot join the {kind} namespace of container {other}: "
+                        f"Container {other} is not running")
+    return pid, odir
+
+
+def _ns_fd(cdir: str, cfg: dict, kind: str) -> int:
+    """An fd of the namespace to join for ``kind`` ('pid', 'ipc'), or -1."""
+    target = joined(cdir, cfg.get(kind + "_mode"), kind)
+    if target is None:
+        return -1
+    return os.open(f"/proc/{target[0]}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w: int,
@@ -62,8 +101,13 @@ def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w
         mark(b"C1: nsinit imported")
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        ensure_shm(cfg, cdir)
+        pid_ns = _ns_fd(cdir, cfg, "pid")
+        if pid_ns >= 0:  # our children (C2) are created in that PID namespace
+            L.setns(pid_ns, L.CLONE_NEWPID)
+            os.close(pid_ns)
         mark(b"C1: clone C2")
-        pid = L.clone(NAMESPACES | L.CLONE_PARENT)  # PID 1 is the shim's child
+        pid = L.clone(namespace_flags(cfg) | L.CLONE_PARENT)  # PID 1 is the shim's child
         if pid:
             os.write(pid_w, b"%d" % pid)
             os._exit(0)
@@ -82,9 +126,35 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
     """In a shim that has this module preloaded: clone the container's PID 1 (C2) in its
     new namespaces as our own child; returns its pid (raises OSError if clone fails).
     ``shim_console``: the shim's end of the console socket pair (closed in C2)."""
-    pid = L.clone(NAMESPACES)
+    try:
+        ensure_shm(cfg, cdir)
+        pid_ns = _ns_fd(cdir, cfg, "pid")
+    except InitError as e:
+        raise OSError(3, str(e)) from None
+    own_ns = -1
+    if pid_ns >= 0:
+        # only our next child is created in that PID namespace: switch back right after
+        own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(pid_ns, L.CLONE_NEWPID)
+        except OSError:
+            os.close(own_ns)
+            raise
+        finally:
+            os.close(pid_ns)
+    try:
+        pid = L.clone(namespace_flags(cfg))
+    except OSError:
+        pid = -1
+        raise
+    finally:
+        if own_ns >= 0 and pid != 0:  # the shim's own later children: back to its own
+            L.setns(own_ns, L.CLONE_NEWPID)
+            os.close(own_ns)
     if pid:
         return pid
+    if own_ns >= 0:
+        os.close(own_ns)
     try:
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
@@ -161,8 +231,7 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
     L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5")
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
-    os.mkdir(os.path.join(dev, "shm"), 0o1777)
-    L.mount("shm", os.path.join(dev, "shm"), "tmpfs", nsx, "mode=1777,size=65536k")
+    mount_shm(cfg, cdir, os.path.join(dev, "shm"))
     os.mkdir(os.path.join(dev, "mqueue"), 0o755)
     L.mount("mqueue", os.path.join(dev, "mqueue"), "mqueue", nsx)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -188,11 +257,77 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
         target = _walk(rootfs, "etc/" + name, "file")
         L.mount(os.path.join(cdir, name), target, None, L.MS_BIND)
 
+    if cfg.get("init_path"):  # --init: the node's static tini, read-only
+        target = _init_target(rootfs)
+        L.mount(cfg["init_path"], target, None, L.MS_BIND)
+        L.mount(cfg["init_path"], target, None,
+                L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+
     mark(b"C2: pivot_root")
     os.chdir(rootfs)
     L.pivot_root(".", ".")
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
+
+
+def _init_target(rootfs: str) -> str:
+    """The file to bind the init on: /sbin/docker-init in the rootfs, following a symlinked
+    /sbin (usrmerge images: /sbin -> usr/sbin) inside the rootfs only."""
+    sbin = "sbin"
+    for _ in range(8):
+        path = os.path.join(rootfs, sbin)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            break
+        if not stat.S_ISLNK(st.st_mode):
+            break
+        link = os.readlink(path)
+        sbin = os.path.normpath(os.path.join("/", os.path.dirname(sbin), link)).lstrip("/")
+        if sbin.startswith(".."):
+            raise InitError("rootfs: /sbin points outside the root filesystem")
+    return _walk(rootfs, sbin + "/docker-init", "file")
+
+
+SHM_OPTS = "mode=1777,size=65536k"
+
+
+def ensure_shm(cfg: dict, cdir: str) -> None:
+    """--ipc shareable: the container's /dev/shm is a tmpfs on the node at <cdir>/shm, so
+    that containers joining its IPC namespace can bind-mount it too (like Docker's
+    containers/<id>/mounts/shm). Called in the node's mount namespace, before the clone;
+    unmounted when the container is removed."""
+    if cfg.get("ipc_mode") != "shareable":
+        return
+    path = os.path.join(cdir, "shm")
+    if os.path.ismount(path):
+        return
+    try:
+        os.mkdir(path, 0o1777)
+    except FileExistsError:
+        pass
+    L.mount("shm", path, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, SHM_OPTS)
+    L.mount(None, path, None, L.MS_PRIVATE)
+
+
+def mount_shm(cfg: dict, cdir: str, shm: str) -> None:
+    """/dev/shm as --ipc asks: a private tmpfs, the node's, the shareable one of this
+    container or the one of the container whose IPC namespace it joins; none for none."""
+    os.mkdir(shm, 0o1777)
+    mode = cfg.get("ipc_mode") or ""
+    if mode == "host":
+        L.mount("/dev/shm", shm, None, L.MS_BIND | L.MS_REC)
+    elif mode == "shareable":
+        L.mount(os.path.join(cdir, "shm"), shm, None, L.MS_BIND)
+    elif mode.startswith("container:"):
+        _, odir = joined(cdir, mode, "ipc")
+        src = os.path.join(odir, "shm")
+        if not os.path.ismount(src):
+            raise InitError(f"container {mode.split(':', 1)[1]}: non-shareable IPC (hint: use "
+                            "IpcMode:shareable for the donor container)")
+        L.mount(src, shm, None, L.MS_BIND)
+    elif mode != "none":
+        L.mount("shm", shm, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, SHM_OPTS)
 
 
 def loopback_up() -> None:
@@ -228,8 +363,9 @@ def _read_db(path: str) -> list[list[str]]:
             if line.strip() and not line.startswith("#")]
 
 
-def resolve_user(user: str) -> tuple[int, int, list[int], str]:
-    """-> (uid, gid, supplementary gids, home), looked up in the container's files."""
+def resolve_user(user: str, group_add=()) -> tuple[int, int, list[int], str]:
+    """-> (uid, gid, supplementary gids, home), looked up in the container's files.
+    ``group_add``: more supplementary groups (--group-add), by name or gid."""
     name, _, group = user.partition(":")
     passwd = [e for e in _read_db("/etc/passwd") if len(e) >= 7]
     groups = [e for e in _read_db("/etc/group") if len(e) >= 3]
@@ -260,6 +396,16 @@ def resolve_user(user: str) -> tuple[int, int, list[int], str]:
             if entry[0] in g[3].split(",") if len(g) > 3 else False:
                 if g[2].isdigit() and int(g[2]) != gid:
                     extra.append(int(g[2]))
+    for name in group_add:
+        if name.isdigit():
+            num = int(name)
+        else:
+            g = next((e for e in groups if e[0] == name), None)
+            if g is None or not g[2].isdigit():
+                raise InitError(f"Unable to find group {name}: no matching entries in group file")
+            num = int(g[2])
+        if num != gid and num not in extra:
+            extra.append(num)
     return uid, gid, [gid] + extra, home
 
 
@@ -316,6 +462,19 @@ def open_pty(uid: int, console_sock) -> int:
     return slave
 
 
+def enter_cgroup(cfg: dict) -> None:
+    """Join the container's cgroup (made by Runtime.start; re-made if it is gone) while the
+    host's cgroupfs is still visible: PID 1 runs in it from its first instruction."""
+    if not cfg.get("cgroup_parent"):
+        return
+    from . import cgroups
+
+    try:
+        cgroups.open_manager(cfg["cgroup_parent"], cfg["id"]).enter(0)
+    except OSError as e:
+        raise InitError(f"cannot enter the container's cgroup: {errmsg(e)}") from None
+
+
 def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> None:
     """In C2 (PID 1 of the new PID namespace). Never returns.
 
@@ -323,13 +482,19 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
     """
     os.setsid()
     mark(b"C2: forked")
+    enter_cgroup(cfg)
+    ipc_ns = _ns_fd(cdir, cfg, "ipc")  # --ipc container:<id>
+    if ipc_ns >= 0:
+        L.setns(ipc_ns, L.CLONE_NEWIPC)
+        os.close(ipc_ns)
     setup_rootfs(cfg, cdir)
     mark(b"C2: hostname, lo, user, caps")
-    L.sethostname(cfg["hostname"])
+    if not cfg.get("uts_mode"):  # --uts host: the node's hostname, never changed
+        L.sethostname(cfg["hostname"])
     loopback_up()
 
     env = list(cfg["env"])
-    uid, gid, gids, home = resolve_user(cfg.get("user") or "")
+    uid, gid, gids, home = resolve_user(cfg.get("user") or "", cfg.get("group_add") or ())
     if console_sock is not None:
         slave = open_pty(uid, console_sock)
         stdio = (slave, slave, slave)
@@ -350,6 +515,8 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
         raise InitError(f'chdir to cwd ("{workdir}") set in config.json failed: '
                         f'{e.strerror.lower()}') from None
     args = cfg["args"]
+    if cfg.get("init_path"):  # the init runs the command (and reaps orphans)
+        args = [INIT_TARGET, "--", *args]
     exe = find_executable(args[0], env)
 
     for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD, _signal.SIGINT,

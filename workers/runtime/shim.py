@@ -22,7 +22,14 @@ without runpy: about 1 MB less RSS).
 Control socket ``<container_dir>/shim.sock`` (unix stream). A client sends one
 command line, terminated by ``\\n``:
 
-``kill <SIGNAME|number>``   signal the container's PID 1; reply ``ok`` or ``error <msg>``
+``kill <SIGNAME|number>``   signal the container's PID 1; reply ``ok`` or ``error <msg>``.
+                            SIGKILL and the stop signal count as a manual stop: the restart
+                            policy does not undo it (and a paused container is thawed so
+                            that it can act on it)
+``stop``                    a manual stop is coming (sent before the signal): no restart;
+                            while ``restarting`` the shim finishes at once. Reply ``ok``
+``pause`` / ``unpause``     freeze / thaw the container's cgroup; reply ``ok`` or
+                            ``error <msg>`` (state ``paused`` while frozen)
 ``state``                   reply: the state as one JSON line
 ``wait``                    reply ``exit <code>`` once the container has exited, its output
                             is in container.log and state.json says ``exited``
@@ -35,9 +42,17 @@ command line, terminated by ``\\n``:
                             ``stdin-once`` also closes the container's stdin
 All replies end with ``\\n``; after a reply to kill/state/wait/resize the shim closes.
 
+Restart policy (``restart_policy`` in config.json): when PID 1 exits and the policy says
+so (``always``, ``unless-stopped``; ``on-failure`` on a non-zero code, at most
+``restart_max_retries`` times if > 0), the shim goes ``restarting``, waits the back-off
+(``restart_backoff_base`` doubled per restart up to ``restart_backoff_cap``; back to the
+base once a run lasted 10 s) and starts a new PID 1 in fresh namespaces on the same root
+(the overlay's upper dir is kept), counting ``restart_count``.
+
 Redis (optional, never fatal): ``PUBLISH dockyard:output:<id>`` with ``1``/``2`` + data
 and finally ``x<exit_code>``; ``XADD dockyard:events:<node>`` with fields container,
-status, pid, exit_code, time, error at each state transition.
+status, pid, exit_code, time, error, started_at, finished_at, restart_count at each
+state transition (created, running, paused, restarting, exited).
 """
 
 import _json
@@ -49,6 +64,7 @@ import sys
 import time
 
 from .redisclient import Redis
+from .shimexec import ExecMixin
 
 CHUNK = 65536
 MAX_LINE = 16 * 1024  # Docker splits log lines at 16K
@@ -56,6 +72,7 @@ DRAIN_SECONDS = 3.0
 RETRY_SECONDS = 2.0  # first reconnect delay; doubles up to RETRY_MAX while Redis is down
 RETRY_MAX = 30.0
 EVENT_BACKLOG = 200
+RESET_BACKOFF_AFTER = 10.0  # a run this long resets the restart back-off (as Docker does)
 _trace = -1  # DOCKYARD_SHIM_TRACE (bench/bench_runtime.py): "<monotonic ns> <pid> <label>" lines
 
 
@@ -222,7 +239,7 @@ class Publisher:
         return True
 
 
-class Shim:
+class Shim(ExecMixin):
     def __init__(self, cdir, redis_url, node, status_fd, notify_fd=-1):
         self.cdir = cdir
         self.node = node
@@ -249,7 +266,20 @@ class Shim:
         self.state = {"status": "created", "pid": 0, "exit_code": 0, "started_at": "",
                       "finished_at": "", "shim_pid": os.getpid(),
                       "shim_start": proc_start_time(os.getpid()), "pid_start": None,
-                      "error": ""}
+                      "error": "", "restart_count": 0, "manual_stop": False}
+        self.policy = self.cfg.get("restart_policy") or "no"
+        self.max_retries = int(self.cfg.get("restart_max_retries") or 0)
+        self.backoff_base = float(self.cfg.get("restart_backoff_base") or 1.0)
+        self.backoff_cap = float(self.cfg.get("restart_backoff_cap") or 60.0)
+        try:
+            self.stop_signum = signum(str(self.cfg.get("stop_signal") or "SIGTERM"))
+        except ValueError:
+            self.stop_signum = 15
+        self.stop_requested = False
+        self.restart_at = None  # monotonic time of the next restart while "restarting"
+        self.delay = 0.0  # the last back-off
+        self.run_started = 0.0
+        self.cgroup = None
         self.pid = 0
         self.exit_code = None
         self.finished_at = ""
@@ -261,6 +291,7 @@ class Shim:
         self.poller = select.poll()
         self.log_fd = -1
         self.unsynced = -1  # fd of a state.json not fsync'ed yet
+        self.init_execs()
 
     # -- state and events --------------------------------------------------------------
     def set_state(self, **kw):
@@ -291,7 +322,9 @@ class Shim:
         st = self.state
         self.pub.event("dockyard:events:" + self.node, [
             ("container", self.id), ("status", st["status"]), ("pid", str(st["pid"])),
-            ("exit_code", str(st["exit_code"])), ("time", now()), ("error", st["error"])])
+            ("exit_code", str(st["exit_code"])), ("time", now()), ("error", st["error"]),
+            ("started_at", st["started_at"]), ("finished_at", st["finished_at"]),
+            ("restart_count", str(st["restart_count"]))])
 
     def report(self, line):
         if self.status_fd >= 0:
@@ -311,6 +344,31 @@ class Shim:
 
     # -- start -------------------------------------------------------------------------
     def start(self):
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        self.wake_r = wake_r
+        _signal.signal(_signal.SIGCHLD, lambda s, f: None)
+        _signal.set_wakeup_fd(wake_w)
+        error = self.spawn()
+        if error:
+            self.fail(error)
+            return False
+        self.log_fd = os.open(os.path.join(self.cdir, "container.log"),
+                              os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.listen()
+        self.run_started = time.monotonic()
+        self.write_state(sync=False, status="running", pid=self.pid, exit_code=0,
+                         started_at=now(), finished_at="", error="")
+        mark(b"shim: state running written")
+        self.report(f"ok {os.getpid()} {self.pid}")
+        mark(b"shim: reported ok")
+        self.publish_state()  # the caller need not wait for Redis
+        return True
+
+    def spawn(self):
+        """Create the container's PID 1 (fresh pipes or PTY, fresh namespaces); sets
+        ``self.pid``, the output fds and the stdin fd. Returns "" or the error."""
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         child_ends = []
         console = None
@@ -332,13 +390,6 @@ class Shim:
             self.outputs[out_r] = b"1"
             self.outputs[err_r] = b"2"
         err_r, err_w = os.pipe()
-
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
-        os.set_blocking(wake_r, False)
-        self.wake_r = wake_r
-        _signal.signal(_signal.SIGCHLD, lambda s, f: None)
-        _signal.set_wakeup_fd(wake_w)
 
         console_end = console_child if self.tty else None
         nsinit = sys.modules.get(__package__ + ".nsinit")
@@ -394,30 +445,29 @@ class Shim:
                     os.waitpid(pid, 0)
                 except ChildProcessError:
                     pass
-            self.fail(error)
-            return False
+            self._drop_outputs()
+            return error
         if console is not None:
             master = self._recv_fd(console)
             console.close()
             if master < 0:
                 os.kill(pid, 9)
                 os.waitpid(pid, 0)
-                self.fail("container init did not pass its console")
-                return False
+                self._drop_outputs()
+                return "container init did not pass its console"
             self.outputs[master] = b"1"
             self.stdin_fd = master
         self.pid = pid
         self.state["pid_start"] = proc_start_time(pid)
-        self.log_fd = os.open(os.path.join(self.cdir, "container.log"),
-                              os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        self.listen()
-        self.write_state(sync=False, status="running", pid=pid, exit_code=0,
-                         started_at=now(), finished_at="", error="")
-        mark(b"shim: state running written")
-        self.report(f"ok {os.getpid()} {pid}")
-        mark(b"shim: reported ok")
-        self.publish_state()  # the caller need not wait for Redis
-        return True
+        return ""
+
+    def _drop_outputs(self):
+        for fd in list(self.outputs):
+            os.close(fd)
+        self.outputs.clear()
+        if self.stdin_fd >= 0:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
 
     def fail(self, error):
         # state stays "created"; the error is recorded for the runtime and the panel
@@ -476,18 +526,39 @@ class Shim:
     def run(self):
         deadline = None
         while True:
-            if self.exit_code is not None:
-                if not self.outputs:
+            if self.restart_at is not None:  # "restarting": waiting out the back-off
+                if self.stop_requested:
                     break
-                if deadline is None:
-                    deadline = time.monotonic() + DRAIN_SECONDS
-                timeout = max(0, int((deadline - time.monotonic()) * 1000))
-                if timeout == 0:
+                left = self.restart_at - time.monotonic()
+                if left <= 0:
+                    if not self.respawn():
+                        break
+                    deadline = None
+                    continue
+                timeout = int(left * 1000) + 1
+                if self.pub.events:
+                    timeout = min(timeout, max(10, int((self.pub.next_try - time.monotonic())
+                                                       * 1000) + 10))
+            elif self.exit_code is not None:
+                done = not self.outputs
+                if not done:
+                    if deadline is None:
+                        deadline = time.monotonic() + DRAIN_SECONDS
+                    timeout = max(0, int((deadline - time.monotonic()) * 1000))
+                    done = timeout == 0
+                if done:
+                    if self.plan_restart():
+                        deadline = None
+                        continue
                     break
             else:
                 timeout = None
                 if self.pub.events:
                     timeout = max(10, int((self.pub.next_try - time.monotonic()) * 1000) + 10)
+            if self.execs:  # an exited exec's output drain deadline
+                t = self.exec_timeout()
+                if t is not None:
+                    timeout = t if timeout is None else min(timeout, t)
             try:
                 ready = self.poller.poll(0 if self.unsynced >= 0 else timeout)
             except InterruptedError:
@@ -505,9 +576,110 @@ class Shim:
                     self.accept()
                 elif fd in self.clients:
                     self.client_event(fd)
+                elif fd in self.exec_fds:
+                    self.exec_event(fd, _ev)
+            if self.execs:
+                self.exec_expire()
             if self.pub.events:
                 self.pub.flush()
         self.finish()
+
+    # -- restart policy ------------------------------------------------------------------
+    def plan_restart(self):
+        """PID 1 has exited and its output is drained: restart it if the policy says so
+        (state "restarting" until the back-off has passed). False: the shim finishes."""
+        code = self.exit_code
+        if self.policy == "no" or self.stop_requested:
+            return False
+        if self.policy == "on-failure" and (code == 0 or (
+                self.max_retries and self.state["restart_count"] >= self.max_retries)):
+            return False
+        if self.policy not in ("always", "unless-stopped", "on-failure"):
+            return False
+        if time.monotonic() - self.run_started >= RESET_BACKOFF_AFTER:
+            self.delay = 0.0
+        self.delay = self.backoff_base if not self.delay else min(self.delay * 2,
+                                                                  self.backoff_cap)
+        for kind in (b"1", b"2"):
+            self.log(kind, b"", final=True)
+        for fd in list(self.outputs):  # left after the drain deadline
+            self.poller.unregister(fd)
+            os.close(fd)
+        self.outputs.clear()
+        self.thaw_if_paused()
+        self.restart_at = time.monotonic() + self.delay
+        self.set_state(status="restarting", pid=0, exit_code=code, finished_at=self.finished_at,
+                       restart_count=self.state["restart_count"] + 1)
+        return True
+
+    def respawn(self):
+        """Start a new PID 1 after the back-off. False (state exited, with the error) if
+        it cannot be started."""
+        self.restart_at = None
+        if self.tty and self.stdin_fd >= 0:  # the last run's PTY master
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        error = self.spawn()
+        if error:
+            self.state["error"] = error
+            sys.stderr.write(f"restart failed: {error}\n")
+            return False
+        self.exit_code = None
+        for fd in self.outputs:
+            self.poller.register(fd, select.POLLIN)
+        self.run_started = time.monotonic()
+        self.set_state(status="running", pid=self.pid, exit_code=0, started_at=now(),
+                       finished_at="", error="")
+        return True
+
+    def request_stop(self):
+        """A manual stop (via Dockyard): the restart policy must not undo it."""
+        if not self.stop_requested:
+            self.stop_requested = True
+            self.write_state(sync=False, manual_stop=True)
+
+    # -- pause -------------------------------------------------------------------------
+    def _cgroup(self):
+        if self.cgroup is None:
+            parent = self.cfg.get("cgroup_parent")
+            if not parent:
+                raise OSError("the container has no cgroup (cgroups are off on this node)")
+            from . import cgroups
+            self.cgroup = cgroups.open_manager(parent, self.id)
+        return self.cgroup
+
+    def pause(self):
+        status = self.state["status"]
+        if status == "paused":
+            return "error already paused"
+        if status == "restarting" or self.restart_at is not None:
+            return "error restarting"
+        if status != "running" or self.exit_code is not None:
+            return "error not running"
+        try:
+            self._cgroup().freeze()
+        except OSError as e:
+            return f"error cannot freeze: {e}"
+        self.set_state(status="paused")
+        return "ok"
+
+    def unpause(self):
+        if self.state["status"] != "paused":
+            return "error not paused"
+        try:
+            self._cgroup().thaw()
+        except OSError as e:
+            return f"error cannot thaw: {e}"
+        self.set_state(status="running")
+        return "ok"
+
+    def thaw_if_paused(self):
+        if self.state["status"] == "paused":
+            try:
+                self._cgroup().thaw()
+            except OSError:
+                pass
+            self.state["status"] = "running"
 
     def _drain_wake(self):
         try:
@@ -526,7 +698,9 @@ class Shim:
                 continue
             if pid == 0:
                 return
-            if pid == self.pid:
+            if pid in self.exec_pids:
+                self.exec_exited(pid, status)
+            elif pid == self.pid:
                 mark(b"shim: reaped container")
                 code = os.waitstatus_to_exitcode(status)
                 self.exit_code = 128 - code if code < 0 else code
@@ -601,6 +775,8 @@ class Shim:
         if c[1] == "stdin-once" and self.stdin_fd >= 0 and not self.tty:
             os.close(self.stdin_fd)
             self.stdin_fd = -1
+        if c[1] == "exec":
+            self.exec_client_gone(fd)
         c[0].close()
 
     def reply(self, fd, text, close=True):
@@ -631,6 +807,9 @@ class Shim:
         if mode in ("stdin", "stdin-once"):
             self.write_stdin(data)
             return
+        if mode == "exec":
+            self.exec_input(fd, data)
+            return
         if mode:  # attach/wait clients send nothing more; ignore
             return
         buf += data
@@ -655,13 +834,32 @@ class Shim:
     def command(self, fd, line, rest):
         cmd, _, arg = line.partition(" ")
         if cmd == "kill":
+            try:
+                num = signum(arg or "SIGKILL")
+            except ValueError as e:
+                return self.reply(fd, f"error {e}")
+            stopping = num in (9, self.stop_signum)
+            if stopping:
+                self.request_stop()
+            if self.restart_at is not None:  # restarting: the stop cancels the restart
+                return self.reply(fd, "ok" if stopping else "error container is restarting")
             if self.exit_code is not None:
                 return self.reply(fd, "error container is not running")
             try:
-                os.kill(self.pid, signum(arg or "SIGKILL"))
-            except (ValueError, OSError) as e:
+                os.kill(self.pid, num)
+            except OSError as e:
                 return self.reply(fd, f"error {e}")
+            if stopping and self.state["status"] == "paused":
+                self.thaw_if_paused()  # so that it can act on the signal
+                self.set_state()
             return self.reply(fd, "ok")
+        if cmd == "stop":
+            self.request_stop()
+            return self.reply(fd, "ok")
+        if cmd == "pause":
+            return self.reply(fd, self.pause())
+        if cmd == "unpause":
+            return self.reply(fd, self.unpause())
         if cmd == "state":
             return self.reply(fd, dumps(self.state))
         if cmd == "wait":  # answered by finish(), once the output and state.json are written
@@ -691,6 +889,8 @@ class Shim:
             if rest:
                 self.write_stdin(rest)
             return
+        if cmd.startswith("exec"):
+            return self.exec_command(fd, cmd, arg, rest)
         return self.reply(fd, "error unknown command")
 
     def send_clients(self, kind, data):
@@ -708,12 +908,14 @@ class Shim:
 
     # -- exit --------------------------------------------------------------------------
     def finish(self):
+        self.exec_shutdown()
         for kind in (b"1", b"2"):
             self.log(kind, b"", final=True)
         for fd in list(self.outputs):
             self.poller.unregister(fd)
             os.close(fd)
         self.outputs.clear()
+        self.thaw_if_paused()
         code = self.exit_code
         self.write_state(sync=False, status="exited", exit_code=code,
                          finished_at=self.finished_at)

@@ -46,6 +46,26 @@ class ContainerSpec:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
+    # --init: host path of a static init (tini), bind-mounted read-only at
+    # /sbin/docker-init and run as ["/sbin/docker-init", "--", *args]; "" for none
+    init_path: str = ""
+    # --group-add: supplementary groups (names from the image's /etc/group, or gids)
+    group_add: list[str] = field(default_factory=list)
+    # namespaces: "" (a new one), "host" (the node's), "container:<id>" (join that running
+    # container's); ipc also "private", "shareable" (its /dev/shm is a tmpfs on the node,
+    # <container dir>/shm, that containers joining its IPC namespace bind-mount) and "none"
+    pid_mode: str = ""
+    uts_mode: str = ""
+    ipc_mode: str = ""
+    # the node's cgroup parent ("" = no cgroup: no pause); the container's cgroup is
+    # <parent>/<id> (workers.runtime.cgroups)
+    cgroup_parent: str = ""
+    # restart policy, applied by the shim: no | on-failure | always | unless-stopped;
+    # max_retries only with on-failure (0 = unlimited); back-off base and cap in seconds
+    restart_policy: str = "no"
+    restart_max_retries: int = 0
+    restart_backoff_base: float = 1.0
+    restart_backoff_cap: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.hostname and isinstance(self.id, str):
@@ -156,7 +176,84 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
         host, sep, addr = entry.partition(":")
         if not sep or not host or not addr:
             raise SpecError(f"invalid extra host {entry!r}: want host:ip")
+    validate_process_extras(spec)
+    validate_lifecycle(spec)
     return spec
+
+
+_CGROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def validate_restart(name: str, max_retries: int) -> None:
+    """Docker's rules (and words, as daemon 24 has them) for a restart policy."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise SpecError("maximum retry count must be an integer")
+    if name in ("always", "unless-stopped", "no"):
+        if max_retries != 0:
+            raise SpecError(f"maximum retry count cannot be used with restart policy '{name}'")
+    elif name == "on-failure":
+        if max_retries < 0:
+            raise SpecError("maximum retry count cannot be negative")
+    else:
+        raise SpecError(f"invalid restart policy '{name}'")
+
+
+def validate_lifecycle(spec: ContainerSpec) -> None:
+    """The cgroup parent and the restart policy with its back-off."""
+    if not isinstance(spec.cgroup_parent, str) or (
+            spec.cgroup_parent and not _CGROUP_RE.match(spec.cgroup_parent)):
+        raise SpecError(f"invalid cgroup parent {spec.cgroup_parent!r}")
+    validate_restart(spec.restart_policy, spec.restart_max_retries)
+    for what in ("restart_backoff_base", "restart_backoff_cap"):
+        value = getattr(spec, what)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+            raise SpecError(f"{what} must be a number of seconds in (0, 3600]")
+    if spec.restart_backoff_cap < spec.restart_backoff_base:
+        raise SpecError("restart_backoff_cap must not be less than restart_backoff_base")
+
+
+PID_MODES = ("", "host")
+UTS_MODES = ("", "host")
+IPC_MODES = ("", "private", "shareable", "none", "host")
+INIT_TARGET = "/sbin/docker-init"
+
+
+def joined_container(mode: str) -> str | None:
+    """'container:<id>' -> '<id>'; anything else -> None."""
+    if isinstance(mode, str) and mode.startswith("container:"):
+        return mode.split(":", 1)[1]
+    return None
+
+
+def validate_process_extras(spec: ContainerSpec) -> None:
+    """--init, --group-add and the namespace modes (--pid, --uts, --ipc)."""
+    if not isinstance(spec.init_path, str) or (spec.init_path and (
+            not os.path.isabs(spec.init_path) or not os.path.isfile(spec.init_path))):
+        raise SpecError(f"init binary {spec.init_path!r} not found on this node")
+    for g in _str_list(spec.group_add, "group_add"):
+        if not g or not _USER_PART_RE.match(g):
+            raise SpecError(f"invalid group {g!r} in group_add")
+    for what, mode, allowed, join in (("pid", spec.pid_mode, PID_MODES, True),
+                                      ("uts", spec.uts_mode, UTS_MODES, False),
+                                      ("ipc", spec.ipc_mode, IPC_MODES, True)):
+        if not isinstance(mode, str):
+            raise SpecError(f"{what}_mode must be a string")
+        other = joined_container(mode)
+        if other is not None and join:
+            if not _ID_RE.match(other):
+                raise SpecError(f"invalid {what} mode {mode!r}: want container:<64 hex id>")
+            if other == spec.id:
+                raise SpecError(f"cannot join the {what} namespace of the container itself")
+        elif mode not in allowed:
+            raise SpecError(f"invalid {what.upper()} mode: {mode}")
+
+
+def init_argv(spec_or_cfg, args: list[str]) -> list[str]:
+    """The argv the container execs: behind the init when --init was asked for."""
+    init_path = (spec_or_cfg.get("init_path") if isinstance(spec_or_cfg, dict)
+                 else spec_or_cfg.init_path)
+    return [INIT_TARGET, "--", *args] if init_path else list(args)
 
 
 def parse_user(user: str) -> tuple[str, str]:
