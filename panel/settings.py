@@ -24,6 +24,27 @@ REDIS_URL = os.environ.get("DOCKYARD_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_SOCKET = os.environ.get("DOCKYARD_API_SOCKET", "/run/dockyard/docker.sock")
 API_TCP = os.environ.get("DOCKYARD_API_TCP", "127.0.0.1:2375")
 RESOURCE_PREFIX = os.environ.get("DOCKYARD_PREFIX", "dy")
+
+
+def _env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise ValueError(f"{name} must be in (0, 3600] seconds, not {value!r}")
+    return seconds
+
+
+# Restart policies: the shim waits BASE, 2*BASE, 4*BASE ... (at most CAP) between restarts.
+RESTART_BACKOFF_BASE = _env_seconds("DOCKYARD_RESTART_BACKOFF_BASE", 1.0)
+RESTART_BACKOFF_CAP = _env_seconds("DOCKYARD_RESTART_BACKOFF_CAP", 60.0)
+if RESTART_BACKOFF_CAP < RESTART_BACKOFF_BASE:
+    raise ValueError("DOCKYARD_RESTART_BACKOFF_CAP must not be less than "
+                     "DOCKYARD_RESTART_BACKOFF_BASE")
 DEBUG = _env_bool("DOCKYARD_DEBUG")
 
 

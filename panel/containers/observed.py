@@ -12,11 +12,14 @@ from panel.audit import services as audit
 from panel.errors import Conflict
 from panel.events import publish
 
+from . import history
 from .models import Container
 
 _RUNTIME_STATES = {
     "created": Container.State.CREATED,
     "running": Container.State.RUNNING,
+    "paused": Container.State.PAUSED,
+    "restarting": Container.State.RESTARTING,
     "exited": Container.State.EXITED,
     "dead": Container.State.DEAD,
 }
@@ -38,19 +41,30 @@ def _time(value):
 
 
 @transaction.atomic
-def sync(container: Container, state) -> Container:
-    """Bring the row in line with the runtime's ContainerState; publish when it changed."""
+def sync(container: Container, state, event: dict | None = None) -> Container:
+    """Bring the row in line with the runtime's ContainerState; publish when it changed.
+    `event`: the shim's event that prompted this (its fields name the run it is about, which
+    the state file may already have moved past), for the container's history."""
     row = Container.objects.select_for_update().filter(pk=container.pk).first()
     if row is None or row.state == Container.State.REMOVING:
         return container
+    if event:
+        code = event.get("exit_code", "")
+        history.observed(row, event.get("status", ""), started_at=event.get("started_at", ""),
+                         finished_at=event.get("finished_at", ""),
+                         exit_code=int(code) if code.lstrip("-").isdigit() else None)
+    history.observed(row, state.status, started_at=state.started_at,
+                     finished_at=state.finished_at, exit_code=state.exit_code)
     new_state = _RUNTIME_STATES.get(state.status, Container.State.DEAD)
+    live = new_state in (Container.State.RUNNING, Container.State.PAUSED)
     changes = {
         "state": new_state,
-        "pid": state.pid or 0 if new_state == Container.State.RUNNING else 0,
-        "exit_code": state.exit_code if new_state != Container.State.RUNNING else None,
+        "pid": state.pid or 0 if live else 0,
+        "exit_code": state.exit_code if not live else None,
         "started_at": _time(state.started_at) or row.started_at,
-        "finished_at": _time(state.finished_at) if new_state != Container.State.RUNNING else None,
+        "finished_at": _time(state.finished_at) if not live else None,
         "error": state.error or "",
+        "restart_count": getattr(state, "restart_count", 0),
     }
     if new_state == Container.State.CREATED:
         changes["exit_code"] = row.exit_code
@@ -93,7 +107,8 @@ def record_start_failure(container: Container, error: str) -> None:
 
 
 @transaction.atomic
-def removed(container: Container) -> None:
+def removed(container: Container, actor=None) -> None:
     team_id = container.team_id
+    history.record(container, "destroy", actor=actor, state="removed")
     Container.objects.filter(pk=container.pk).delete()
-    publish.container_removed(container.id, team_id)
+    publish.container_removed(container.id, team_id, container.exit_code)

@@ -14,7 +14,7 @@ from panel.jobs import services as jobs
 from panel.nodes.services import local_node
 from panel.teams.services import check_permission, primary_team, teams_of
 
-from . import names
+from . import history, names, policy, sharing
 from .models import Container
 from .specs import validate_request
 
@@ -67,6 +67,8 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
     check_permission(acting_user, team, "operate")
     host_config = host_config or {}
     request = validate_request(config, host_config)
+    policy.check_host_namespaces(acting_user, team, host_config)  # --pid/--ipc/--uts host
+    joins = sharing.resolve_joins(acting_user, host_config)  # --pid/--ipc container:<x>
     image = images.resolve(acting_user, request.image_ref)
     name = names.validate(name) if name else None
     try:
@@ -84,12 +86,14 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
                 working_dir=request.working_dir,
                 user=request.user,
                 labels=request.labels,
-                spec={"Config": config, "HostConfig": host_config},
+                spec={"Config": config, "HostConfig": host_config,
+                      **({"Joins": joins} if joins else {})},
                 created_by=acting_user,
             )
             audit.record("container.create", actor=acting_user, team=team, obj_type="container",
                          obj_id=container.id, obj_repr=container.name, after=_summary(container),
                          source=source)
+            history.record(container, "create", actor=acting_user)
             publish.container_state(container)
     except IntegrityError:
         existing = Container.objects.filter(name=name).values_list("id", flat=True).first()
@@ -114,6 +118,8 @@ def start(*, acting_user, container: Container, source: str = "api"):
     container = Container.objects.select_for_update().get(pk=container.pk)
     if container.state in (Container.State.RUNNING, Container.State.RESTARTING):
         raise NotModified("container already started")
+    if container.state == Container.State.PAUSED:
+        raise Conflict("cannot start a paused container, try unpause instead")
     if container.state in (Container.State.REMOVING, Container.State.DEAD):
         raise Conflict(f"cannot start container {container.name}: it is {container.state}")
     audit.record("container.start", actor=acting_user, team=container.team, obj_type="container",
@@ -143,7 +149,54 @@ def kill(*, acting_user, container: Container, signal: str = "SIGKILL", source: 
     audit.record("container.kill", actor=acting_user, team=container.team, obj_type="container",
                  obj_id=container.id, obj_repr=container.name, after={"signal": signum},
                  source=source)
+    history.record(container, "kill", actor=acting_user, attributes={"signal": signum})
     return _enqueue("container.kill", container, acting_user, {"signal": signum})
+
+
+@transaction.atomic
+def pause(*, acting_user, container: Container, source: str = "api"):
+    """`docker pause`: freeze every process of the container (its cgroup)."""
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.state == Container.State.PAUSED:
+        raise Conflict(f"Container {container.id} is already paused")
+    if container.state == Container.State.RESTARTING:
+        raise Conflict(f"Container {container.id} is restarting, wait until the container is "
+                       "running")
+    if container.state != Container.State.RUNNING:
+        raise Conflict(f"Container {container.id} is not running")
+    audit.record("container.pause", actor=acting_user, team=container.team,
+                 obj_type="container", obj_id=container.id, obj_repr=container.name,
+                 source=source)
+    return _enqueue("container.pause", container, acting_user)
+
+
+@transaction.atomic
+def unpause(*, acting_user, container: Container, source: str = "api"):
+    """`docker unpause`: thaw a paused container."""
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.state != Container.State.PAUSED:
+        raise Conflict(f"Container {container.id} is not paused")
+    audit.record("container.unpause", actor=acting_user, team=container.team,
+                 obj_type="container", obj_id=container.id, obj_repr=container.name,
+                 source=source)
+    return _enqueue("container.unpause", container, acting_user)
+
+
+@transaction.atomic
+def restart(*, acting_user, container: Container, timeout: int | None = None,
+            source: str = "api"):
+    """`docker restart`: stop (if it runs, with the stop timeout) and start again, in one
+    job; a stopped container is just started."""
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.state in (Container.State.REMOVING, Container.State.DEAD):
+        raise Conflict(f"cannot restart container {container.name}: it is {container.state}")
+    audit.record("container.restart", actor=acting_user, team=container.team,
+                 obj_type="container", obj_id=container.id, obj_repr=container.name,
+                 after={"timeout": timeout}, source=source)
+    return _enqueue("container.restart", container, acting_user, {"timeout": timeout})
 
 
 @transaction.atomic
@@ -165,3 +218,40 @@ def remove(*, acting_user, container: Container, force: bool = False, source: st
                  after={"force": force}, source=source)
     publish.container_state(container)
     return _enqueue("container.remove", container, acting_user, {"force": force})
+
+
+def _name_conflict(name: str, existing_id) -> Conflict:
+    return Conflict(
+        f'Conflict. The container name "/{name}" is already in use by container "{existing_id}". '
+        "You have to remove (or rename) that container to be able to reuse that name."
+    )
+
+
+def rename(*, acting_user, container: Container, new_name: str, source: str = "api") -> Container:
+    """`docker rename`: a new unique name; the runtime learns it at the next start."""
+    check_permission(acting_user, container.team, "operate")
+    if not new_name or not new_name.strip("/"):
+        raise InvalidParameter("Neither old nor new names may be empty")
+    new_name = names.validate(new_name)
+    try:
+        with transaction.atomic():
+            row = Container.objects.select_for_update().get(pk=container.pk)
+            old_name = row.name
+            if new_name == old_name:
+                raise InvalidParameter(
+                    "Renaming a container with the same name as its current name")
+            taken = Container.objects.filter(name=new_name).values_list("id", flat=True).first()
+            if taken:
+                raise _name_conflict(new_name, taken)
+            row.name = new_name
+            row.save(update_fields=["name"])
+            audit.record("container.rename", actor=acting_user, team=row.team,
+                         obj_type="container", obj_id=row.id, obj_repr=new_name,
+                         before={"name": old_name}, after={"name": new_name}, source=source)
+            history.record(row, "rename", actor=acting_user,
+                           attributes={"oldName": f"/{old_name}"})
+            publish.container_state(row)
+    except IntegrityError:  # a concurrent create or rename took it
+        taken = Container.objects.filter(name=new_name).values_list("id", flat=True).first()
+        raise _name_conflict(new_name, taken) from None
+    return row

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from panel.errors import InvalidParameter
 
+from . import sharing
+
 RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
 # Networking beyond loopback arrives with the Networking issue; refuse what is not built yet.
 NETWORK_MODES = {"", "default", "bridge", "none"}
@@ -49,9 +51,7 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
         raise InvalidParameter(
             f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
         )
-    policy = (host_config.get("RestartPolicy") or {}).get("Name", "")
-    if policy not in RESTART_POLICIES:
-        raise InvalidParameter(f"invalid restart policy '{policy}'")
+    policy = restart_policy(host_config)[0]
     if policy in ("always", "unless-stopped", "on-failure") and host_config.get("AutoRemove"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     network_mode = host_config.get("NetworkMode") or ""
@@ -59,6 +59,7 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
         raise InvalidParameter(f"network mode {network_mode!r} is not supported by this node yet")
     if config.get("StopSignal"):
         parse_signal(config["StopSignal"])
+    sharing.validate(config, host_config)  # --pid/--uts/--ipc/--init/--group-add
     return CreateRequest(
         image_ref=image_ref,
         entrypoint=_str_list(config.get("Entrypoint"), "Entrypoint"),
@@ -68,6 +69,24 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
         user=config.get("User") or "",
         labels=labels,
     )
+
+
+def restart_policy(host_config: dict) -> tuple[str, int]:
+    """HostConfig.RestartPolicy -> (name, maximum retry count), checked with Docker's words."""
+    from workers.runtime.spec import SpecError, validate_restart
+
+    raw = host_config.get("RestartPolicy") or {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("RestartPolicy must be an object")
+    name = raw.get("Name") or ""
+    count = raw.get("MaximumRetryCount") or 0
+    if not isinstance(name, str) or name not in RESTART_POLICIES:
+        raise InvalidParameter(f"invalid restart policy '{name}'")
+    try:
+        validate_restart(name or "no", count)
+    except SpecError as exc:
+        raise InvalidParameter(str(exc)) from None
+    return name or "no", count
 
 
 def parse_signal(value) -> int:
@@ -93,6 +112,8 @@ def runtime_spec(container, layer_dirs: list[str]):
     image_config = container.image.run_config
     config = container.spec.get("Config") or {}
     hostname = config.get("Hostname") or container.id[:12]
+    extras = sharing.runtime_fields(container)  # namespaces, init, group_add
+    hostname = extras.pop("hostname", hostname)
     stop_timeout = config.get("StopTimeout")
     return ContainerSpec(
         id=container.id,
@@ -111,4 +132,15 @@ def runtime_spec(container, layer_dirs: list[str]):
         stop_signal=config.get("StopSignal") or image_config.get("StopSignal") or "SIGTERM",
         stop_timeout=10 if stop_timeout is None else int(stop_timeout),
         labels={**(image_config.get("Labels") or {}), **container.labels},
+        **extras,
+        **_restart_fields(container),
     )
+
+
+def _restart_fields(container) -> dict:
+    from django.conf import settings
+
+    name, count = restart_policy(container.host_config)
+    return {"restart_policy": name, "restart_max_retries": count,
+            "restart_backoff_base": settings.RESTART_BACKOFF_BASE,
+            "restart_backoff_cap": settings.RESTART_BACKOFF_CAP}

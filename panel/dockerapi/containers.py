@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
-from panel.containers import services
+from panel.containers import console, services
 from panel.containers.models import Container
 from panel.errors import DockyardError, InvalidParameter, NotFound
 from panel.images import services as images
@@ -64,9 +64,10 @@ async def _row(container_id: str) -> dict | None:
     ).afirst()
 
 
-async def _watch(container_id: str, done, timeout: float | None):
+async def _watch(container_id: str, done, timeout: float | None, on_message=None):
     """Re-read the container row on every event of its Channels group (and every second)
-    until `done(row)` returns a result that is not None; `row` is None once it is removed."""
+    until `done(row)` returns a result that is not None; `row` is None once it is removed.
+    `on_message` sees each event first (a row re-read later may have moved on)."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     group = f"container.{container_id}"
@@ -82,9 +83,11 @@ async def _watch(container_id: str, done, timeout: float | None):
             if wait <= 0:
                 return None
             try:
-                await asyncio.wait_for(layer.receive(channel), timeout=wait)
+                message = await asyncio.wait_for(layer.receive(channel), timeout=wait)
             except TimeoutError:
-                pass
+                continue
+            if on_message:
+                on_message(message)
     finally:
         await layer.group_discard(group, channel)
 
@@ -222,19 +225,6 @@ async def _stop(request, ref):
     return HttpResponse(status=204)
 
 
-async def _restart(request, ref):
-    container = await _aresolve(request, ref)
-    timeout = qint(request, "t")
-    if container.is_running:
-        job = await sync_to_async(services.stop)(acting_user=request.user, container=container,
-                                                 timeout=timeout)
-        await _finish(job, timeout=JOB_TIMEOUT + (timeout or 0))
-        container = await _aresolve(request, container.id)
-    job = await sync_to_async(services.start)(acting_user=request.user, container=container)
-    await _finish(job, failed=_start_failed)
-    return HttpResponse(status=204)
-
-
 async def _kill(request, ref):
     container = await _aresolve(request, ref)
     signal = request.GET.get("signal") or "SIGKILL"
@@ -272,11 +262,18 @@ async def _wait(request, ref):
         raise NotFound(f"No such container: {ref}")
     last = {"code": initial["exit_code"] or 0}
 
+    def remember(message):
+        # Exit, removal and deletion can all pass before the row is read again.
+        if message.get("exit_code") is not None:
+            last["code"] = message["exit_code"]
+
     def done(row):
         if row is None:
             return last["code"]
-        if row["state"] in (Container.State.EXITED, Container.State.DEAD):
-            last["code"] = row["exit_code"] or 0
+        if row["exit_code"] is not None and row["state"] in (
+            Container.State.EXITED, Container.State.DEAD, Container.State.REMOVING
+        ):
+            last["code"] = row["exit_code"]
         if condition == "removed":
             return None
         if condition == "not-running":
@@ -290,7 +287,7 @@ async def _wait(request, ref):
     async def body():
         # Headers go out at once (the docker CLI waits for them before it starts the
         # container); the body follows when the condition is met.
-        code = await _watch(container.id, done, None)
+        code = await _watch(container.id, done, None, on_message=remember)
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return StreamingHttpResponse(body(), content_type="application/json")
@@ -333,13 +330,19 @@ async def _logs(request, ref):
                                  content_type=content_type)
 
 
-class NotImplementedYet(DockyardError):
-    status = 501
+# ---------------------------------------------------------------------------- resize
 
-
-def _top(request, ref):
-    _resolve(request, ref)
-    raise NotImplementedYet("top is not implemented by this node yet")
+async def _resize(request, ref):
+    """POST /containers/{id}/resize?h=&w=: the TTY's size (the CLI sends it at start and on
+    SIGWINCH). 409 when the container does not run, as in Docker."""
+    container = await _aresolve(request, ref)
+    if request.GET.get("h", "").strip() == "" or request.GET.get("w", "").strip() == "":
+        raise BadRequest("both h and w are required")
+    rows, cols = await sync_to_async(console.check_resize)(
+        acting_user=request.user, container=container, rows=qint(request, "h"),
+        cols=qint(request, "w"))
+    await console.resize(container.id, rows, cols)
+    return HttpResponse(status=200)
 
 
 # ---------------------------------------------------------------------------- endpoints
@@ -349,9 +352,8 @@ container_create = endpoint(POST=_create)
 container_inspect = endpoint(GET=_inspect)
 container_start = endpoint(POST=_start)
 container_stop = endpoint(POST=_stop)
-container_restart = endpoint(POST=_restart)
 container_kill = endpoint(POST=_kill)
 container_delete = endpoint(DELETE=_remove)
 container_wait = endpoint(POST=_wait)
 container_logs = endpoint(GET=_logs)
-container_top = endpoint(GET=_top)
+container_resize = endpoint(POST=_resize)

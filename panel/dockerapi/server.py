@@ -4,8 +4,8 @@ For every request it authenticates the caller (unix socket: the first active sit
 the socket is root-only; TCP: `Authorization: Bearer <token>`), strips the optional `/v1.NN`
 prefix, and then either
 - answers `/_ping` itself (the CLI pings before every command),
-- handles the connection-hijacking endpoints itself (`POST /containers/{id}/attach`), which
-  ASGI cannot express, or
+- handles the connection-hijacking endpoints itself (`POST /containers/{id}/attach`,
+  `POST /exec/{id}/start`), which ASGI cannot express, or
 - hands the request to the API's Django ASGI app in this process (panel.dockerapi.asgi),
   with the user id in the scope, streaming the request body in and the response out
   (chunked when the app gives no Content-Length).
@@ -37,6 +37,7 @@ TOKEN_CACHE_SECONDS = 10.0
 MAX_DISCARD = 16 * 1024 * 1024  # body bytes read and dropped before replying to an early error
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
 _ATTACH = re.compile(r"^/containers/([^/]+)/attach$")
+_EXEC_START = re.compile(r"^/exec/([^/]+)/start$")
 _HEADERS = [(k.encode(), v.encode()) for k, v in DOCKER_HEADERS.items()]
 
 
@@ -254,6 +255,11 @@ class HttpConnection:
 
             await Attach(self, unquote(attach.group(1)), query, headers, user_id).run()
             return True
+        exec_start = _EXEC_START.match(path)
+        if exec_start and method == "POST":
+            from .exec_stream import ExecStart
+
+            return await ExecStart(self, unquote(exec_start.group(1)), headers, user_id).run()
         await self.asgi(method, path, raw_path, query, header_list, user_id)
         return False
 

@@ -127,6 +127,12 @@ def merged_labels(container) -> dict:
     return {**(container.image.run_config.get("Labels") or {}), **(container.labels or {})}
 
 
+def _size_rw(container_id: str) -> int:
+    from .top import size_rw  # computed by the node's runtime
+
+    return size_rw(container_id)
+
+
 def dir_size(path: Path) -> int:
     total = 0
     for root, dirs, files in os.walk(path):
@@ -160,7 +166,7 @@ def container_summary(container, *, size: bool = False, now=None) -> dict:
         "Mounts": [],
     }
     if size:
-        rw = dir_size(container_dir(container.id) / "upper")
+        rw = _size_rw(container.id)
         summary["SizeRw"] = rw
         summary["SizeRootFs"] = rw + (container.image.size or 0)
     return summary
@@ -293,7 +299,7 @@ def container_inspect(container, *, size: bool = False) -> dict:
         },
     }
     if size:
-        rw = dir_size(cdir / "upper")
+        rw = _size_rw(container.id)
         data["SizeRw"] = rw
         data["SizeRootFs"] = rw + (container.image.size or 0)
     return data

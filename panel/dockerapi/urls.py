@@ -6,23 +6,32 @@ does not include it, so the API is reachable only through the authenticating fro
 
 from django.urls import path, re_path
 
-from . import containers, images, system
+from . import containers, events, images, pause, system, top
+from . import exec as exec_views
 from .common import not_found
 
 urlpatterns = [
     path("_ping", system.ping),
     path("version", system.version),
     path("info", system.info),
+    path("events", events.system_events),
     path("containers/json", containers.container_list),
     path("containers/create", containers.container_create),
     path("containers/<str:ref>/json", containers.container_inspect),
     path("containers/<str:ref>/start", containers.container_start),
     path("containers/<str:ref>/stop", containers.container_stop),
-    path("containers/<str:ref>/restart", containers.container_restart),
+    path("containers/<str:ref>/restart", pause.container_restart),
+    path("containers/<str:ref>/pause", pause.container_pause),
+    path("containers/<str:ref>/unpause", pause.container_unpause),
     path("containers/<str:ref>/kill", containers.container_kill),
     path("containers/<str:ref>/wait", containers.container_wait),
     path("containers/<str:ref>/logs", containers.container_logs),
-    path("containers/<str:ref>/top", containers.container_top),
+    path("containers/<str:ref>/top", top.container_top),
+    path("containers/<str:ref>/rename", top.container_rename),
+    path("containers/<str:ref>/resize", containers.container_resize),
+    path("containers/<str:ref>/exec", exec_views.container_exec),
+    path("exec/<str:exec_id>/json", exec_views.exec_inspect),
+    path("exec/<str:exec_id>/resize", exec_views.exec_resize),
     path("containers/<str:ref>", containers.container_delete),
     path("images/json", images.image_list),
     path("images/create", images.image_create),

@@ -80,18 +80,24 @@ class EventBridge:
 
     def handle(self, event: dict) -> None:
         close_old_connections()
+        if event.get("exec"):  # an exec'd process exited (workers/runtime/shimexec.py)
+            from panel.containers import execs
+
+            execs.finished(event["exec"], int(event.get("exit_code") or 0))
+            return
         container = Container.objects.filter(pk=event.get("container"), node=self.node).first()
         if container is not None:
-            self._sync(container)
+            self._sync(container, event)
 
     def check_running(self) -> None:
         self._checked = time.monotonic()
         close_old_connections()
-        for container in Container.objects.filter(node=self.node, state=Container.State.RUNNING):
+        live = (Container.State.RUNNING, Container.State.PAUSED, Container.State.RESTARTING)
+        for container in Container.objects.filter(node=self.node, state__in=live):
             self._sync(container)
 
-    def _sync(self, container: Container) -> None:
+    def _sync(self, container: Container, event: dict | None = None) -> None:
         try:
-            observed.sync(container, self.runtime.state(container.id))
+            observed.sync(container, self.runtime.state(container.id), event=event)
         except Exception:
             log.exception("event bridge: could not record the state of %s", container.id)

@@ -91,10 +91,11 @@ def container_state(container) -> None:
     )
 
 
-def container_removed(container_id: str, team_id: int) -> None:
+def container_removed(container_id: str, team_id: int, exit_code: int | None = None) -> None:
+    # The exit code rides along: `docker run --rm` waits for the removal and exits with it.
     on_commit_send(
         [f"container.{container_id}", f"team.{team_id}"],
-        {"type": "container.removed", "id": container_id},
+        {"type": "container.removed", "id": container_id, "exit_code": exit_code},
     )
 
 
