@@ -296,8 +296,9 @@
         if (reconnected) {  // lines may have been missed: start over from the log file
           out.replaceChildren();
           size = 0;
-          refresh("details", box.dataset.url, (html) => { if (html !== null) { box.innerHTML = html; describe(); } });
         }
+        // a state change between the page's render and this subscription would be lost
+        refresh("details", box.dataset.url, (html) => { if (html !== null) { box.innerHTML = html; describe(); } });
         offset = "0";
         describe();
       },

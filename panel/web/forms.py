@@ -35,6 +35,61 @@ class RunForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "KEY=value", "spellcheck": "false"}),
         help_text="One KEY=VALUE per line.",
     )
+    # process settings (docker run -u, -w, --entrypoint, --label, --restart, --init,
+    # --stop-signal, --stop-timeout); shown under "Process settings"
+    user = forms.CharField(
+        max_length=64, required=False, label="User",
+        widget=forms.TextInput(attrs={"placeholder": "the image's user", "autocomplete": "off",
+                                      "spellcheck": "false"}),
+        help_text="A name or uid, with an optional group: nobody, 1000:1000, nobody:tty (-u).",
+    )
+    working_dir = forms.CharField(
+        max_length=255, required=False, label="Working directory",
+        widget=forms.TextInput(attrs={"placeholder": "the image's working directory",
+                                      "autocomplete": "off", "spellcheck": "false"}),
+        help_text="An absolute path; created if missing (-w).",
+    )
+    entrypoint = forms.CharField(
+        max_length=4000, required=False, label="Entrypoint",
+        widget=forms.TextInput(attrs={"placeholder": "the image's entrypoint",
+                                      "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Replaces the image's entrypoint; the command becomes its arguments.",
+    )
+    labels = forms.CharField(
+        label="Labels", required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "key=value",
+                                     "spellcheck": "false"}),
+        help_text="One key=value (or key) per line (--label).",
+    )
+    restart_policy = forms.ChoiceField(
+        label="Restart policy", required=False, initial="no",
+        choices=[("no", "no: never restart"), ("on-failure", "on-failure: after a non-zero exit"),
+                 ("always", "always"), ("unless-stopped", "unless-stopped")],
+        help_text="Restarts back off 1 s, 2 s, 4 s… (--restart).",
+    )
+    init = forms.BooleanField(
+        required=False, label="Run an init process as PID 1 (--init)",
+        help_text="tini forwards signals and reaps orphaned processes.",
+    )
+    stop_signal = forms.CharField(
+        max_length=16, required=False, label="Stop signal",
+        widget=forms.TextInput(attrs={"placeholder": "SIGTERM", "autocomplete": "off"}),
+        help_text="Sent by Stop before the timeout (--stop-signal).",
+    )
+    stop_timeout = forms.IntegerField(
+        required=False, label="Stop timeout (seconds)", min_value=-1, max_value=86400,
+        widget=forms.NumberInput(attrs={"placeholder": "10"}),
+        help_text="How long Stop waits before SIGKILL; -1 waits forever (--stop-timeout).",
+    )
+    tty = forms.BooleanField(
+        required=False, label="Interactive terminal (-t)",
+        help_text="Give the container a pseudo-terminal; with stdin open, its page shows a "
+                  "terminal you can type into.",
+    )
+    open_stdin = forms.BooleanField(
+        required=False, label="Keep stdin open (-i)",
+        help_text="The container's stdin stays open for the terminal and docker attach.",
+    )
     team = forms.ChoiceField(required=False)
     detach = forms.BooleanField(
         required=False, label="Run in the background (detach)",
@@ -68,6 +123,68 @@ class RunForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(f"Cannot split this command: {exc}.") from None
 
+    PROCESS_FIELDS = ("user", "working_dir", "entrypoint", "labels", "restart_policy", "init",
+                      "stop_signal", "stop_timeout")
+    CHECKBOXES = ("detach", "init", "tty", "open_stdin")
+
+    def main_fields(self):
+        return [f for f in self if f.name not in self.PROCESS_FIELDS]
+
+    def process_fields(self):
+        return [f for f in self if f.name in self.PROCESS_FIELDS]
+
+    def process_errors(self):
+        return any(self.errors.get(name) for name in self.PROCESS_FIELDS)
+
+    def clean_user(self):
+        from workers.runtime.spec import SpecError, parse_user
+
+        text = self.cleaned_data["user"].strip()
+        try:
+            parse_user(text)
+        except SpecError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return text
+
+    def clean_working_dir(self):
+        text = self.cleaned_data["working_dir"].strip()
+        if text and not text.startswith("/"):
+            raise forms.ValidationError("Use an absolute path, like /srv/app.")
+        return text
+
+    def clean_entrypoint(self):
+        text = self.cleaned_data["entrypoint"].strip()
+        if not text:
+            return None
+        try:
+            return shlex.split(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Cannot split this entrypoint: {exc}.") from None
+
+    def clean_labels(self):
+        labels = {}
+        for raw in self.cleaned_data["labels"].splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, value = line.partition("=")
+            if not key.strip():
+                raise forms.ValidationError(f"A label needs a key: {line!r}")
+            labels[key.strip()] = value
+        return labels
+
+    def clean_stop_signal(self):
+        from panel.containers.specs import parse_signal
+
+        text = self.cleaned_data["stop_signal"].strip()
+        if text:
+            try:
+                parse_signal(text)
+            except DockyardError:
+                raise forms.ValidationError(f"Unknown signal {text!r}: use a name like "
+                                            "SIGTERM or SIGUSR1, or a number.") from None
+        return text.upper() if text and not text.isdigit() else text
+
     def clean_env(self):
         env = []
         for number, raw in enumerate(self.cleaned_data["env"].splitlines(), 1):
@@ -86,10 +203,28 @@ class RunForm(forms.Form):
         config = {"Image": data["image"], "Env": data["env"]}
         if data["command"] is not None:
             config["Cmd"] = data["command"]
+        host_config = {}
+        if data.get("tty"):
+            config["Tty"] = True
+        if data.get("open_stdin"):
+            config["OpenStdin"] = True
+        for key, field in (("User", "user"), ("WorkingDir", "working_dir"),
+                           ("Entrypoint", "entrypoint"), ("StopSignal", "stop_signal")):
+            if data.get(field):
+                config[key] = data[field]
+        if data.get("labels"):
+            config["Labels"] = data["labels"]
+        if data.get("stop_timeout") is not None:
+            config["StopTimeout"] = data["stop_timeout"]
+        if data.get("restart_policy") and data["restart_policy"] != "no":
+            host_config["RestartPolicy"] = {"Name": data["restart_policy"]}
+        if data.get("init"):
+            host_config["Init"] = True
         team = self.teams.get(data.get("team") or "")
         try:
             with transaction.atomic():
-                container = containers.create(acting_user=self.user, config=config, host_config={},
+                container = containers.create(acting_user=self.user, config=config,
+                                              host_config=host_config,
                                               name=data["name"] or None, team=team, source="panel")
                 containers.start(acting_user=self.user, container=container, source="panel")
         except (DockyardError, PermissionDenied) as exc:
@@ -108,4 +243,9 @@ def _field_of(exc, message: str) -> str | None:
         return "image"
     if isinstance(exc, Conflict) or message.startswith("Invalid container name"):
         return "name"
+    lowered = message.lower()
+    for words, field in (("working directory", "working_dir"), ("restart policy", "restart_policy"),
+                         ("signal", "stop_signal"), ("--init", "init")):
+        if words in lowered:
+            return field
     return None

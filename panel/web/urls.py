@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import exec_views, process_views, views
 
 app_name = "web"
 urlpatterns = [
@@ -10,6 +10,12 @@ urlpatterns = [
     path("containers/<str:container_id>/row/", views.container_row, name="container-row"),
     path("containers/<str:container_id>/details/", views.container_details,
          name="container-details"),
+    path("containers/<str:container_id>/rename/", process_views.container_rename,
+         name="container-rename"),
+    path("containers/<str:container_id>/top/", process_views.container_top,
+         name="container-top"),
+    path("containers/<str:container_id>/exec/", exec_views.container_exec,
+         name="container-exec"),
     path("containers/<str:container_id>/<str:action>/", views.container_action,
          name="container-action"),
     path("jobs/", views.job_list, name="job-list"),

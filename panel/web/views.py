@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from panel.containers import console
+from panel.containers import history as container_history
 from panel.containers import services as containers
 from panel.containers.models import Container
 from panel.containers.status import command_of, status_text
@@ -80,6 +82,8 @@ def container_new(request):
             if form.cleaned_data["detach"]:
                 messages.success(request, f"Container {container.name} is starting in the background.")
                 return redirect(url)
+            if form.cleaned_data.get("tty") and form.cleaned_data.get("open_stdin"):
+                return redirect(f"{url}#terminal")
             return redirect(f"{url}?follow=1#log")
     return render(request, "web/container_new.html",
                   {"form": form, "image_choices": _image_choices(request.user)})
@@ -92,6 +96,7 @@ def _detail_context(request, container: Container) -> dict:
         "command_text": command_of(container, image_config),
         "status_text": status_text(container),
         "can_operate": has_permission(request.user, container.team, "operate"),
+        "history": container_history.for_container(container.id),
     }
 
 
@@ -105,7 +110,17 @@ def container_detail(request, container_id):
         "log_offset": offset,
         "log_truncated": truncated,
         "follow": request.GET.get("follow") == "1",
+        **_terminal_context(request, container),
     })
+
+
+def _terminal_context(request, container: Container) -> dict:
+    """A browser terminal instead of the log for containers made with a TTY and open stdin."""
+    tty, open_stdin = console.tty_and_stdin(container)
+    if not (tty and open_stdin):
+        return {}
+    return {"terminal_path": f"/ws/terminal/container/{container.id}/",
+            "terminal_readonly": not console.may_write(request.user, container)}
 
 
 @login_required
@@ -120,6 +135,9 @@ _ACTIONS = {
     "stop": (containers.stop, "Stop requested for {name}."),
     "kill": (containers.kill, "Kill requested for {name}."),
     "remove": (containers.remove, "Removing {name}."),
+    "pause": (containers.pause, "Pause requested for {name}."),
+    "unpause": (containers.unpause, "Unpause requested for {name}."),
+    "restart": (containers.restart, "Restart requested for {name}."),
 }
 
 
