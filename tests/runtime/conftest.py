@@ -37,6 +37,71 @@ if os.geteuid() != 0:
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens: the shim must cope
 
 
+def remove_cgroup_parent(name: str, timeout: float = 5.0) -> None:
+    """Remove a test's cgroup parent in every hierarchy, deepest first, killing what still
+    runs in it (only this test's containers can). A cgroup can stay busy for a moment after
+    its last process died, so this retries."""
+    from workers.runtime import cgroups
+
+    v2, v1 = cgroups.cgroup_mounts()
+    paths = [os.path.join(mount, name) for mount in set(v2) | set(v1.values())]
+    deadline = time.monotonic() + timeout
+    while True:
+        left = []
+        for path in paths:
+            for d in sorted((d for d, _s, _f in os.walk(path)), key=len, reverse=True):
+                _kill_members(d)  # a fixture torn down before the containers' own
+                try:
+                    os.rmdir(d)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left.append(d)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"cgroups left behind: {left}")
+        time.sleep(0.05)
+
+
+def _kill_members(cgroup_dir: str) -> None:
+    try:
+        with open(os.path.join(cgroup_dir, "cgroup.procs")) as f:
+            pids = [int(line) for line in f if line.strip()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _test_cgroup_parents() -> set[str]:
+    from workers.runtime import cgroups
+
+    v2, v1 = cgroups.cgroup_mounts()
+    return {name for mount in set(v2) | set(v1.values()) if os.path.isdir(mount)
+            for name in os.listdir(mount) if name.startswith("dockyard-t")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_test_cgroups_left():
+    """A safety net: test cgroup parents that appeared during the session are removed."""
+    before = _test_cgroup_parents()
+    yield
+    for name in _test_cgroup_parents() - before:
+        remove_cgroup_parent(name)
+
+
+@pytest.fixture
+def cgroup_parent():
+    """A private cgroup parent under Dockyard's name; removed afterwards."""
+    name = "dockyard-t" + secrets.token_hex(4)
+    yield name
+    remove_cgroup_parent(name)
+
+
 @pytest.fixture(scope="session")
 def busybox_tar():
     return build_busybox_layer()

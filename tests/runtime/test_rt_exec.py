@@ -191,23 +191,6 @@ def _ppid(pid):
         return -1
 
 
-@pytest.fixture
-def cgroup_parent():
-    """A private cgroup parent; whatever is left of it is removed afterwards."""
-    from workers.runtime import cgroups
-
-    name = "dockyard-t" + secrets.token_hex(4)
-    yield name
-    v2, v1 = cgroups.cgroup_mounts()
-    for mount in set(v2) | set(v1.values()):
-        path = os.path.join(mount, name)
-        for d in sorted((d for d, _s, _f in os.walk(path)), key=len, reverse=True):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-
-
 def test_exec_joins_the_containers_cgroup_and_is_refused_while_paused(rt, make_spec,
                                                                       cgroup_parent):
     spec = make_spec(["sleep", "600"], cgroup_parent=cgroup_parent)

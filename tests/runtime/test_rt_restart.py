@@ -8,14 +8,13 @@ import time
 
 import pytest
 
-from workers.runtime import cgroups
 from workers.runtime.container import Conflict, Runtime
 from workers.runtime.spec import SpecError, validate
 
 
 @pytest.fixture(params=["launcher", "direct"])
-def rrt(request, state_root, redis_server):
-    parent = "dockyard-t" + secrets.token_hex(4)
+def rrt(request, state_root, redis_server, cgroup_parent):
+    parent = cgroup_parent
     rt = Runtime(state_root, node="t" + secrets.token_hex(4), redis_url=redis_server,
                  launcher=request.param == "launcher", cgroup_parent=parent)
     if request.param == "launcher":
@@ -27,7 +26,6 @@ def rrt(request, state_root, redis_server):
             rt.remove(cid, force=True)
         except Exception as e:  # noqa: BLE001
             errors.append(f"{cid}: {e!r}")
-    cgroups.open_manager(parent, "x").remove_parent()
     assert not errors, errors
 
 
