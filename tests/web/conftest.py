@@ -1,6 +1,8 @@
 """Fixtures of the panel's view tests: two teams, their members, an image, and a logged-in client."""
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -82,3 +84,39 @@ def login(client):
         return client
 
     return login_as
+
+
+# ------------------------------------------------------------------ the browser tests
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # screenshots, gitignored
+CHROMIUM = os.environ.get("DOCKYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+# Debian's Chromium, headless, kept off the network it cannot reach here.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_stack):
+    """A page logged in as the live stack's admin; fails the test on any page error."""
+    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_stack.panel_url}/login/")
+    page.fill("#id_username", live_stack.admin_username)
+    page.fill("#id_password", live_stack.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_stack.panel_url}/")
+    yield page
+    context.close()
+    assert not errors, errors

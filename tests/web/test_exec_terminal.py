@@ -1,46 +1,13 @@
 """The container page's Exec form and its browser terminal (xterm.js over ws/exec/<id>/),
 in a real browser against the live stack. Screenshot: test-artifacts/exec-terminal.png."""
 
-import os
 import secrets
-from pathlib import Path
 
 import pytest
 
+from .conftest import ARTIFACTS
+
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = os.environ.get("DOCKYARD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_stack):
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_stack.panel_url}/login/")
-    page.fill("#id_username", live_stack.admin_username)
-    page.fill("#id_password", live_stack.admin_password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_stack.panel_url}/")
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 @pytest.fixture

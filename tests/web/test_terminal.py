@@ -3,7 +3,6 @@ running in the live stack) and xterm.js in a real browser (Playwright), from the
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import time
@@ -19,13 +18,8 @@ from panel.containers.models import Container
 from panel.events.routing import websocket_urlpatterns
 from panel.nodes.services import local_node
 
-from .conftest import make_user
+from .conftest import ARTIFACTS, make_user
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = os.environ.get("DOCKYARD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IMAGE = "busybox:1.29"
 TIMEOUT = 30
 
@@ -181,17 +175,6 @@ def test_terminal_socket_on_a_live_container(live_stack, live_settings, alice, b
 
 
 # ------------------------------------------------------------------ the browser
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.mark.browser
 def test_type_into_the_browser_terminal(browser, live_stack):
