@@ -163,8 +163,11 @@ def begin(*, acting_user, instance: ExecInstance, detach: bool, rows: int = 0, c
 
 
 def started(exec_id: str, pid: int) -> None:
-    ExecInstance.objects.filter(pk=exec_id, exit_code__isnull=True).update(running=True,
-                                                                             pid=pid)
+    # A quick process may already be recorded as finished (the shim's event won the race):
+    # it keeps its pid, as Docker's inspect shows, but is not made running again.
+    instance = ExecInstance.objects.filter(pk=exec_id)
+    instance.update(pid=pid)
+    instance.filter(exit_code__isnull=True).update(running=True)
 
 
 def finished(exec_id: str, exit_code: int, error: str = "") -> None:
