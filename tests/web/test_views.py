@@ -1,6 +1,7 @@
 """The panel's views with Django's test client: login, team isolation, the run form, actions."""
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -252,6 +253,14 @@ def test_container_page_shows_details_and_log(login, alice, blue_box, state_root
     assert blue_box.id in content and "Exited (0)" in content
     assert f'action="/containers/{blue_box.id}/start/"' in content
     assert "/remove/" in content
+
+
+def test_container_page_shows_restart_count_and_policy(login, alice, blue_box):
+    blue_box.spec = {**blue_box.spec, "HostConfig": {"RestartPolicy": {"Name": "always"}}}
+    blue_box.save(update_fields=["spec"])
+    _set(blue_box, restart_count=3)
+    content = login(alice).get(f"/containers/{blue_box.id}/").content.decode()
+    assert re.search(r'id="restart-count">3 <span class="muted">\(policy always\)', content)
 
 
 def test_container_page_is_404_for_outsiders(login, mallory, blue_box):
