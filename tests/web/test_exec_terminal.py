@@ -36,6 +36,8 @@ def test_exec_terminal_runs_a_shell_in_the_container(live_stack, page, web):
     page.fill("#exec-command", "sh")
     page.fill("#exec-workdir", "/tmp")
     page.click("#exec-open")
+    # xterm.js paints nothing while it is out of view: look at it, as a person would
+    page.locator("#exec-terminal").scroll_into_view_if_needed()
     box = page.locator("#exec-terminal")
     expect(box).to_have_attribute("data-state", "running", timeout=15_000)
     rows = box.locator(".xterm-rows")
@@ -65,16 +67,22 @@ def test_exec_form_errors_without_a_tty(live_stack, page, web):
     page.uncheck("#exec-tty")
     page.fill("#exec-command", "nosuch")
     page.click("#exec-open")
+    # xterm.js paints nothing while it is out of view: look at it, as a person would
+    page.locator("#exec-terminal").scroll_into_view_if_needed()
     expect(page.locator("#exec-error")).to_contain_text(
         'exec: "nosuch": executable file not found in $PATH', timeout=15_000)
     page.fill("#exec-command", "id")
     page.fill("#exec-user", "nosuchuser")
     page.click("#exec-open")
+    # xterm.js paints nothing while it is out of view: look at it, as a person would
+    page.locator("#exec-terminal").scroll_into_view_if_needed()
     expect(page.locator("#exec-error")).to_contain_text(
         "unable to find user nosuchuser: no matching entries in passwd file", timeout=15_000)
     page.fill("#exec-user", "nobody")
     page.fill("#exec-command", "sh -c 'id -u; echo err >&2'")
     page.click("#exec-open")
+    # xterm.js paints nothing while it is out of view: look at it, as a person would
+    page.locator("#exec-terminal").scroll_into_view_if_needed()
     box = page.locator("#exec-terminal")
     expect(box).to_have_attribute("data-state", "exited", timeout=15_000)
     expect(box.locator(".xterm-rows")).to_contain_text("65534")
@@ -82,5 +90,7 @@ def test_exec_form_errors_without_a_tty(live_stack, page, web):
     # a stopped container refuses exec with Docker's message
     assert live_stack.docker_cli("stop", "-t", "0", name).returncode == 0
     page.click("#exec-open")
+    # xterm.js paints nothing while it is out of view: look at it, as a person would
+    page.locator("#exec-terminal").scroll_into_view_if_needed()
     expect(page.locator("#exec-error")).to_contain_text(
         f"Container {container_id} is not running", timeout=15_000)
