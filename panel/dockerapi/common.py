@@ -86,6 +86,30 @@ def unix(moment: datetime | None) -> int:
     return int(moment.timestamp()) if moment else 0
 
 
+def query_filters(request, known=None) -> dict[str, list[str]]:
+    """Docker's `filters` query parameter as {key: [values]}; `known` refuses other keys."""
+    raw = request.GET.get("filters", "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest(f"invalid filters: {raw}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"invalid filters: {raw}")
+    out = {}
+    for key, value in data.items():
+        if known is not None and key not in known:
+            raise BadRequest(f"invalid filter '{key}'")
+        if isinstance(value, dict):  # the pre-1.22 map form {"status": {"exited": true}}
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
 async def api_user(request):
     """The user the front server authenticated (it puts the id in the ASGI scope)."""
     user_id = getattr(request, "dockyard_user_id", None)

@@ -16,7 +16,7 @@ from panel.jobs import services as jobs
 from panel.jobs.models import Job
 
 from . import logs, shapes
-from .common import BadRequest, endpoint, json_body, qbool, qint
+from .common import BadRequest, endpoint, json_body, qbool, qint, query_filters
 
 JOB_TIMEOUT = 120.0
 KILL_SETTLE_TIMEOUT = 10.0
@@ -92,27 +92,6 @@ async def _watch(container_id: str, done, timeout: float | None, on_message=None
         await layer.group_discard(group, channel)
 
 
-def _filters(request) -> dict[str, list[str]]:
-    raw = request.GET.get("filters", "").strip()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {raw}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"invalid filters: {raw}")
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):  # the pre-1.22 map form {"status": {"exited": true}}
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
-
-
 def _regex_match(pattern: str, text: str) -> bool:
     try:
         return re.search(pattern, text) is not None
@@ -134,7 +113,7 @@ _CONTAINER_FILTERS = {"id", "name", "status", "label", "ancestor", "exited", "be
 
 
 def _list(request):
-    filters = _filters(request)
+    filters = query_filters(request)
     unknown = set(filters) - _CONTAINER_FILTERS
     if unknown:
         raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")

@@ -21,7 +21,7 @@ from panel.containers import history
 from panel.containers.models import ContainerEvent
 from panel.teams.services import teams_of
 
-from .common import BadRequest, endpoint
+from .common import BadRequest, endpoint, query_filters
 
 # the filters `docker events` knows; those about other object types match no container event
 KNOWN_FILTERS = {"config", "container", "daemon", "event", "image", "label", "network", "node",
@@ -46,29 +46,6 @@ def parse_timestamp(raw: str | None, name: str) -> int | None:
         except ValueError:
             raise BadRequest(f"invalid value for {name}: {raw!r}") from None
     return ns
-
-
-def _parse_filters(request) -> dict[str, list[str]]:
-    raw = request.GET.get("filters", "").strip()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {raw}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"invalid filters: {raw}")
-    out = {}
-    for key, value in data.items():
-        if key not in KNOWN_FILTERS:
-            raise BadRequest(f"invalid filter '{key}'")
-        if isinstance(value, dict):
-            out[key] = [k for k, on in value.items() if on]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            out[key] = [str(value)]
-    return out
 
 
 def matches(event: dict, filters: dict[str, list[str]]) -> bool:
@@ -122,7 +99,7 @@ def _replay(user, since_ns: int, until_ns: int | None) -> list[tuple[int, dict]]
 async def _events(request):
     since_ns = parse_timestamp(request.GET.get("since"), "since")
     until_ns = parse_timestamp(request.GET.get("until"), "until")
-    filters = _parse_filters(request)
+    filters = query_filters(request, known=KNOWN_FILTERS)
     if since_ns is not None and until_ns is not None and until_ns < since_ns:
         raise BadRequest("`since` time must be before `until` time")
     user = request.user

@@ -1,7 +1,6 @@
 """/images/...: list, inspect, and (for now) a clean refusal to pull."""
 
 import fnmatch
-import json
 
 from django.http import JsonResponse
 
@@ -10,25 +9,11 @@ from panel.images import references
 from panel.images import services as images
 
 from . import shapes
-from .common import BadRequest, endpoint
+from .common import BadRequest, endpoint, query_filters
 
 
 class NotImplementedYet(DockyardError):
     status = 501
-
-
-def _filters(request) -> dict[str, list[str]]:
-    raw = request.GET.get("filters", "").strip()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {raw}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"invalid filters: {raw}")
-    return {k: ([x for x, on in v.items() if on] if isinstance(v, dict) else
-                [str(x) for x in (v if isinstance(v, list) else [v])]) for k, v in data.items()}
 
 
 def _reference_match(pattern: str, tags: list[str]) -> bool:
@@ -38,7 +23,7 @@ def _reference_match(pattern: str, tags: list[str]) -> bool:
 
 
 def _list(request):
-    filters = _filters(request)
+    filters = query_filters(request)
     unknown = set(filters) - {"reference", "dangling", "label", "before", "since"}
     if unknown:
         raise BadRequest(f"invalid filter '{sorted(unknown)[0]}'")
