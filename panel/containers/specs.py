@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from panel.errors import InvalidParameter
 
-from . import sharing
+from . import mounts, resources, security, sharing
 
 RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
 # Networking beyond loopback arrives with the Networking issue; refuse what is not built yet.
@@ -60,6 +60,9 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
     if config.get("StopSignal"):
         parse_signal(config["StopSignal"])
     sharing.validate(config, host_config)  # --pid/--uts/--ipc/--init/--group-add
+    mounts.validate(config, host_config)  # -v, --mount, --tmpfs, --volumes-from
+    resources.validate(config, host_config)  # cgroup limits
+    security.validate(config, host_config)  # caps, seccomp, devices, userns...
     return CreateRequest(
         image_ref=image_ref,
         entrypoint=_str_list(config.get("Entrypoint"), "Entrypoint"),
@@ -134,6 +137,9 @@ def runtime_spec(container, layer_dirs: list[str]):
         labels={**(image_config.get("Labels") or {}), **container.labels},
         **extras,
         **_restart_fields(container),
+        **mounts.runtime_fields(container),
+        **resources.runtime_fields(container),
+        **security.runtime_fields(container),
     )
 
 

@@ -17,6 +17,7 @@ import stat
 import struct
 
 from . import linux as L
+from . import mounts, security
 from .shim import loads, mark, proc_start_time
 
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -252,6 +253,9 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
         elif os.path.exists(path):
             L.mount(os.path.join(dev, "null"), path, None, L.MS_BIND)
 
+    mark(b"C2: user mounts")
+    mounts.mount_all(cfg, rootfs)
+
     mark(b"C2: etc binds")
     for name in ("hostname", "hosts", "resolv.conf"):
         target = _walk(rootfs, "etc/" + name, "file")
@@ -268,6 +272,7 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
     L.pivot_root(".", ".")
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
+    security.harden_rootfs(cfg)
 
 
 def _init_target(rootfs: str) -> str:
@@ -526,6 +531,7 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
     os.umask(0o022)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
+    security.apply_process(cfg)
     mark(b"C2: execve")
     try:
         os.execve(exe, args, dict(e.split("=", 1) for e in env))

@@ -66,6 +66,13 @@ class ContainerSpec:
     restart_max_retries: int = 0
     restart_backoff_base: float = 1.0
     restart_backoff_cap: float = 60.0
+    # -- storage: bind mounts, tmpfs and volumes, mounted in this order after /dev
+    # (workers/runtime/mounts.py documents the entries)
+    mounts: list[dict] = field(default_factory=list)
+    # -- cgroup limits: the fields of cgroups.config.Resources by name (absent: no limit)
+    resources: dict = field(default_factory=dict)
+    # -- security (workers/runtime/security.py): capabilities, seccomp, read-only paths...
+    # -- user namespace (workers/runtime/userns.py)
 
     def __post_init__(self) -> None:
         if not self.hostname and isinstance(self.id, str):
