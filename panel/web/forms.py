@@ -8,11 +8,16 @@ from django.db import transaction
 from panel.containers import services as containers
 from panel.errors import Conflict, DockyardError, NotFound
 
+from .run_sections import section_classes
+
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 
 
 class RunForm(forms.Form):
-    """`docker run` in a form: validated here into Docker's request shape, run by the services."""
+    """`docker run` in a form: validated here into Docker's request shape, run by the services.
+
+    Storage, resource and security settings are ``RunSection``s in ``run_sections/``, added
+    to this class's bases."""
 
     image = forms.CharField(
         max_length=255,
@@ -128,7 +133,18 @@ class RunForm(forms.Form):
     CHECKBOXES = ("detach", "init", "tty", "open_stdin")
 
     def main_fields(self):
-        return [f for f in self if f.name not in self.PROCESS_FIELDS]
+        in_sections = {n for c in section_classes(type(self)) for n in c.own_field_names()}
+        return [f for f in self if f.name not in self.PROCESS_FIELDS and f.name not in in_sections]
+
+    def sections(self):
+        """[{id, title, summary, fields, has_errors}] of the sections, for the template."""
+        out = []
+        for cls in section_classes(type(self)):
+            names = cls.own_field_names()
+            out.append({"id": cls.section_id, "title": cls.section_title,
+                        "summary": cls.section_summary, "fields": [self[n] for n in names],
+                        "has_errors": any(self.errors.get(n) for n in names)})
+        return out
 
     def process_fields(self):
         return [f for f in self if f.name in self.PROCESS_FIELDS]
@@ -220,6 +236,8 @@ class RunForm(forms.Form):
             host_config["RestartPolicy"] = {"Name": data["restart_policy"]}
         if data.get("init"):
             host_config["Init"] = True
+        for cls in section_classes(type(self)):
+            cls.apply(self, data, config, host_config)
         team = self.teams.get(data.get("team") or "")
         try:
             with transaction.atomic():
@@ -229,7 +247,7 @@ class RunForm(forms.Form):
                 containers.start(acting_user=self.user, container=container, source="panel")
         except (DockyardError, PermissionDenied) as exc:
             message = getattr(exc, "message", None) or str(exc)
-            field = _field_of(exc, message)
+            field = _field_of(exc, message, type(self))
             if field == "image":
                 message += f". Pull it first (docker pull {data['image']}) or pick one from the list."
             self.add_error(field, message)
@@ -237,15 +255,17 @@ class RunForm(forms.Form):
         return container
 
 
-def _field_of(exc, message: str) -> str | None:
+def _field_of(exc, message: str, form_class=RunForm) -> str | None:
     """Which field an error from the services belongs to (None: the whole form)."""
     if isinstance(exc, NotFound) and "image" in message.lower():
         return "image"
     if isinstance(exc, Conflict) or message.startswith("Invalid container name"):
         return "name"
     lowered = message.lower()
-    for words, field in (("working directory", "working_dir"), ("restart policy", "restart_policy"),
-                         ("signal", "stop_signal"), ("--init", "init")):
+    pairs = [("working directory", "working_dir"), ("restart policy", "restart_policy"),
+             ("signal", "stop_signal"), ("--init", "init")]
+    pairs += [p for cls in section_classes(form_class) for p in cls.error_fields]
+    for words, field in pairs:
         if words in lowered:
             return field
     return None
