@@ -9,11 +9,14 @@ from panel.containers import services as containers
 from panel.errors import Conflict, DockyardError, NotFound
 
 from .run_sections import section_classes
+from .run_sections.resources import ResourcesSection
+from .run_sections.security import SecuritySection
+from .run_sections.storage import StorageSection
 
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 
 
-class RunForm(forms.Form):
+class RunForm(StorageSection, ResourcesSection, SecuritySection, forms.Form):
     """`docker run` in a form: validated here into Docker's request shape, run by the services.
 
     Storage, resource and security settings are ``RunSection``s in ``run_sections/``, added

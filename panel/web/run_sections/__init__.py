@@ -25,5 +25,4 @@ class RunSection(forms.Form):
 def section_classes(form_class) -> list[type[RunSection]]:
     """The sections a form inherits, in the order they are listed as its bases."""
     return [c for c in form_class.__mro__
-            if isinstance(c, type) and issubclass(c, RunSection) and c is not RunSection
-            and c.section_id]
+            if issubclass(c, RunSection) and c.__dict__.get("section_id")]
