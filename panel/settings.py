@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+from workers.runtime import userns as _userns_remap
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +26,9 @@ REDIS_URL = os.environ.get("DOCKYARD_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_SOCKET = os.environ.get("DOCKYARD_API_SOCKET", "/run/dockyard/docker.sock")
 API_TCP = os.environ.get("DOCKYARD_API_TCP", "127.0.0.1:2375")
 RESOURCE_PREFIX = os.environ.get("DOCKYARD_PREFIX", "dy")
+# userns-remap: "" (off), "default" (100000:65536) or "<first host id>:<count>"
+USERNS_REMAP = os.environ.get("DOCKYARD_USERNS_REMAP", "")
+_userns_remap.parse_remap(USERNS_REMAP)  # refuse a bad value at start-up
 
 
 def _env_seconds(name: str, default: float) -> float:

@@ -19,6 +19,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # docker.io: the real engine and CLI for interop tests and benchmarks
 # docker-registry: a loopback OCI registry for pull/push tests    skopeo: interop tests
 # iproute2, procps, util-linux, ca-certificates: inspection and probes used by tests/scripts
+# libseccomp2: compiles seccomp profiles (workers/runtime/seccomp.py, via ctypes)
 PACKAGES=(
   python3 python3-venv
   redis-server
@@ -30,6 +31,7 @@ PACKAGES=(
   docker-registry
   skopeo
   iproute2 procps util-linux ca-certificates
+  libseccomp2
 )
 
 missing=()
@@ -54,6 +56,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
   if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
   trap - EXIT
+fi
+
+# --------------------------------------------------------------------------- seccomp profile
+# Docker's default seccomp profile, as Debian ships it in moby's source package
+# (golang-github-docker-docker-dev, Apache-2.0). Only that one file is taken from the .deb:
+# installing the package would pull in ~250 Go source packages.
+SECCOMP_PROFILE=/usr/local/share/dockyard/docker-default-seccomp.json
+if [ ! -s "$SECCOMP_PROFILE" ]; then
+  log "extracting Docker's default seccomp profile to $SECCOMP_PROFILE"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && apt-get download -q golang-github-docker-docker-dev >/dev/null 2>&1) || {
+    apt-get update -q && (cd "$tmp" && apt-get download -q golang-github-docker-docker-dev); }
+  dpkg-deb --fsys-tarfile "$tmp"/golang-github-docker-docker-dev_*.deb \
+    | tar -x -C "$tmp" ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
+  install -D -m 0644 "$tmp/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json" \
+    "$SECCOMP_PROFILE"
+  rm -rf "$tmp"
 fi
 
 # --------------------------------------------------------------------------- venv

@@ -487,7 +487,9 @@ class LiveStack:
 
     admin_username = "admin"
 
-    def __init__(self, base_dir: str | None = None):
+    def __init__(self, base_dir: str | None = None, extra_env: dict | None = None):
+        """``extra_env``: more DOCKYARD_* settings for every process (e.g. a node setting)."""
+        self.extra_env = dict(extra_env or {})
         token = secrets.token_hex(4)
         self.node = f"test{token}"
         # Short: it starts interface names, which have at most 15 characters.
@@ -772,6 +774,7 @@ class LiveStack:
             DOCKYARD_SECRET_KEY=secrets.token_urlsafe(40),
             DOCKYARD_DEBUG="0",
         )
+        env.update(self.extra_env)
         return env
 
     def _write_meta(self) -> None:

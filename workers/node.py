@@ -18,7 +18,8 @@ def runtime() -> Runtime:
     from workers.runtime.cgroups import parent_name
 
     return Runtime(str(settings.STATE_ROOT), node=settings.NODE_NAME, redis_url=settings.REDIS_URL,
-                   cgroup_parent=parent_name(settings.RESOURCE_PREFIX))
+                   cgroup_parent=parent_name(settings.RESOURCE_PREFIX),
+                   userns_remap=settings.USERNS_REMAP)
 
 
 @functools.cache

@@ -6,11 +6,13 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from panel.containers import history, observed
+from panel.containers import resources as limits
 from panel.containers.models import Container
 from panel.containers.specs import runtime_spec
 from panel.errors import DockyardError
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
+from panel.volumes import services as volumes
 from workers import node
 from workers.runtime.container import RuntimeError_, StartError
 from workers.runtime.spec import SpecError
@@ -108,6 +110,29 @@ def remove_container(job: Job) -> dict:
         return {}
     node.runtime().remove(container.id, force=True)
     observed.removed(container, actor=job.actor)
+    if job.payload.get("volumes") or container.host_config.get("AutoRemove"):  # rm -v, --rm
+        for name in volumes.release_anonymous(container, actor=job.actor):
+            volumes.store().remove(name)
+    return {}
+
+
+def update_container(job: Job) -> dict:
+    """docker update: the new limits in a running container's cgroup, then on the row."""
+    container = _container(job)
+    host_config = {**container.host_config, **job.payload["host_config"]}
+    rt = node.runtime()
+    if container.is_running and container.id in rt.list_ids():
+        rt.update(container.id, limits.runtime_resources(host_config))
+    limits.record_update(container, host_config, actor=job.actor)
+    return {}
+
+
+def create_volume(job: Job) -> dict:
+    return {"mountpoint": volumes.store().create(job.payload["name"], job.payload["options"])}
+
+
+def remove_volume(job: Job) -> dict:
+    volumes.store().remove(job.payload["name"])
     return {}
 
 
@@ -119,4 +144,7 @@ HANDLERS = {
     "container.pause": pause_container,
     "container.unpause": unpause_container,
     "container.restart": restart_container,
+    "container.update": update_container,
+    "volume.create": create_volume,
+    "volume.remove": remove_volume,
 }

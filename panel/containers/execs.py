@@ -22,6 +22,7 @@ from panel.audit import services as audit
 from panel.errors import Conflict, InvalidParameter, NotFound
 from panel.teams.services import check_permission
 
+from . import policy
 from .models import Container, ExecInstance
 
 MAX_TTY_SIZE = 10_000
@@ -86,8 +87,6 @@ def normalize(config: dict) -> dict:
         if not isinstance(value, bool):
             raise InvalidParameter(f"{name} must be a boolean")
         out[name] = value
-    if out["Privileged"]:
-        raise InvalidParameter("privileged exec is not supported by Dockyard")
     if detach_keys:
         detach_key_bytes(detach_keys)
     return out
@@ -115,6 +114,8 @@ def create(*, acting_user, container: Container, config: dict, source: str = "ap
            ) -> ExecInstance:
     check_permission(acting_user, container.team, "operate")
     config = normalize(config)
+    if config["Privileged"]:
+        policy.check_privileged_exec(acting_user, container.team)
     with transaction.atomic():
         container = Container.objects.select_for_update().get(pk=container.pk)
         check_runnable(container)
@@ -159,7 +160,8 @@ def begin(*, acting_user, instance: ExecInstance, detach: bool, rows: int = 0, c
     return exec_spec(instance.id, c["Cmd"], env=c.get("Env"), user=c.get("User", ""),
                      cwd=c.get("WorkingDir", ""), tty=c.get("Tty", False),
                      stdin=c.get("AttachStdin", False) and not detach, detach=detach,
-                     rows=rows or size[0], cols=cols or size[1])
+                     rows=rows or size[0], cols=cols or size[1],
+                     privileged=c.get("Privileged", False))
 
 
 def started(exec_id: str, pid: int) -> None:

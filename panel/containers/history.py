@@ -111,16 +111,20 @@ def docker_shape(event: ContainerEvent) -> dict:
     }
 
 
-def observed(container, status: str, *, started_at="", finished_at="", exit_code=None) -> None:
+def observed(container, status: str, *, started_at="", finished_at="", exit_code=None,
+             oom_killed=False) -> None:
     """Record what a runtime state (or a shim event) tells: the run that started at
-    `started_at` ("start") and the run that ended at `finished_at` ("die"). Pause and
-    unpause are recorded by the tasks that do them."""
+    `started_at` ("start") and the run that ended at `finished_at` ("die", after "oom" when
+    the OOM killer struck in it, as dockerd orders them). Pause and unpause are recorded by
+    the tasks that do them."""
     start_ns = parse_time_ns(started_at)
     if start_ns and status in ("running", "paused", "restarting", "exited", "dead"):
         record(container, "start", state="running", time_ns=start_ns, key=f"run:{started_at}")
     finish_ns = parse_time_ns(finished_at)
     if finish_ns and status in ("restarting", "exited", "dead") and (
             not start_ns or finish_ns >= start_ns):
+        if oom_killed:
+            record(container, "oom", state=status, time_ns=finish_ns, key=f"oom:{finished_at}")
         record(container, "die", state=status, exit_code=exit_code, time_ns=finish_ns,
                key=f"end:{finished_at}")
 

@@ -29,6 +29,7 @@ class Container(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     restart_count = models.IntegerField(default=0)
+    oom_killed = models.BooleanField(default=False)  # the OOM killer struck in the last run
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -52,9 +52,12 @@ def sync(container: Container, state, event: dict | None = None) -> Container:
         code = event.get("exit_code", "")
         history.observed(row, event.get("status", ""), started_at=event.get("started_at", ""),
                          finished_at=event.get("finished_at", ""),
-                         exit_code=int(code) if code.lstrip("-").isdigit() else None)
+                         exit_code=int(code) if code.lstrip("-").isdigit() else None,
+                         oom_killed=event.get("oom_killed") == "1")
+    oom_killed = bool(getattr(state, "oom_killed", False))
     history.observed(row, state.status, started_at=state.started_at,
-                     finished_at=state.finished_at, exit_code=state.exit_code)
+                     finished_at=state.finished_at, exit_code=state.exit_code,
+                     oom_killed=oom_killed)
     new_state = _RUNTIME_STATES.get(state.status, Container.State.DEAD)
     live = new_state in (Container.State.RUNNING, Container.State.PAUSED)
     changes = {
@@ -65,9 +68,11 @@ def sync(container: Container, state, event: dict | None = None) -> Container:
         "finished_at": _time(state.finished_at) if not live else None,
         "error": state.error or "",
         "restart_count": getattr(state, "restart_count", 0),
+        "oom_killed": oom_killed,
     }
     if new_state == Container.State.CREATED:
         changes["exit_code"] = row.exit_code
+        changes["oom_killed"] = row.oom_killed
     if all(getattr(row, field) == value for field, value in changes.items()):
         return row
     before = row.state

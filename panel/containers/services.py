@@ -14,7 +14,8 @@ from panel.jobs import services as jobs
 from panel.nodes.services import local_node
 from panel.teams.services import check_permission, primary_team, teams_of
 
-from . import history, names, policy, sharing
+from . import history, mounts, names, policy, sharing, userns
+from . import resources as limits  # cgroup limits: completed at create, docker update
 from .models import Container
 from .specs import validate_request
 
@@ -67,9 +68,14 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
     check_permission(acting_user, team, "operate")
     host_config = host_config or {}
     request = validate_request(config, host_config)
+    limits.adapt(host_config)  # MemorySwap = 2 x Memory, as dockerd
     policy.check_host_namespaces(acting_user, team, host_config)  # --pid/--ipc/--uts host
+    policy.check_security(acting_user, team, host_config)  # --privileged, --device, caps...
+    userns.check_policy(acting_user, team, host_config)  # --userns host on a remapping node
     joins = sharing.resolve_joins(acting_user, host_config)  # --pid/--ipc container:<x>
     image = images.resolve(acting_user, request.image_ref)
+    mount_list = mounts.resolve(acting_user=acting_user, team=team, config=config,
+                                host_config=host_config, image=image)  # -v, --mount, ...
     name = names.validate(name) if name else None
     try:
         with transaction.atomic():
@@ -87,9 +93,11 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
                 user=request.user,
                 labels=request.labels,
                 spec={"Config": config, "HostConfig": host_config,
-                      **({"Joins": joins} if joins else {})},
+                      **({"Joins": joins} if joins else {}),
+                      **({"Mounts": mount_list} if mount_list else {})},
                 created_by=acting_user,
             )
+            mounts.make_volumes(acting_user=acting_user, container=container, source=source)
             audit.record("container.create", actor=acting_user, team=team, obj_type="container",
                          obj_id=container.id, obj_repr=container.name, after=_summary(container),
                          source=source)
@@ -200,7 +208,9 @@ def restart(*, acting_user, container: Container, timeout: int | None = None,
 
 
 @transaction.atomic
-def remove(*, acting_user, container: Container, force: bool = False, source: str = "api"):
+def remove(*, acting_user, container: Container, force: bool = False, volumes: bool = False,
+           source: str = "api"):
+    """`docker rm [-f] [-v]`: ``volumes`` also removes its anonymous volumes (as --rm does)."""
     check_permission(acting_user, container.team, "operate")
     container = Container.objects.select_for_update().get(pk=container.pk)
     if container.is_running and not force:
@@ -215,9 +225,10 @@ def remove(*, acting_user, container: Container, force: bool = False, source: st
     container.save(update_fields=["state"])
     audit.record("container.remove", actor=acting_user, team=container.team, obj_type="container",
                  obj_id=container.id, obj_repr=container.name, before=before,
-                 after={"force": force}, source=source)
+                 after={"force": force, "volumes": volumes}, source=source)
     publish.container_state(container)
-    return _enqueue("container.remove", container, acting_user, {"force": force})
+    return _enqueue("container.remove", container, acting_user,
+                    {"force": force, **({"volumes": True} if volumes else {})})
 
 
 def _name_conflict(name: str, existing_id) -> Conflict:
@@ -255,3 +266,24 @@ def rename(*, acting_user, container: Container, new_name: str, source: str = "a
         taken = Container.objects.filter(name=new_name).values_list("id", flat=True).first()
         raise _name_conflict(new_name, taken) from None
     return row
+
+
+@transaction.atomic
+def update(*, acting_user, container: Container, resources: dict, source: str = "api"):
+    """`docker update`: new cgroup limits (and restart policy), merged by dockerd's rules.
+    Job `container.update` gives them to a running container's cgroup at once and stores
+    them on the row; a stopped container gets them at its next start."""
+    check_permission(acting_user, container.team, "operate")
+    container = Container.objects.select_for_update().get(pk=container.pk)
+    if container.state in (Container.State.REMOVING, Container.State.DEAD):
+        raise Conflict(f"Cannot update container {container.id}: container is marked for "
+                       "removal and cannot be \"update\"")
+    new = limits.merge_update(container.host_config, resources)
+    diff = limits.changed(container.host_config, new)
+    audit.record("container.update", actor=acting_user, team=container.team,
+                 obj_type="container", obj_id=container.id, obj_repr=container.name,
+                 before={k: old for k, (old, _new) in diff.items()},
+                 after={k: value for k, (_old, value) in diff.items()}, source=source)
+    return _enqueue("container.update", container, acting_user,
+                    {"host_config": {k: new.get(k) for k in (*limits.FIELDS, "RestartPolicy")
+                                     if k in new}})

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from panel.errors import InvalidParameter
 
-from . import mounts, resources, security, sharing
+from . import mounts, resources, security, sharing, userns
 
 RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
 # Networking beyond loopback arrives with the Networking issue; refuse what is not built yet.
@@ -63,6 +63,7 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
     mounts.validate(config, host_config)  # -v, --mount, --tmpfs, --volumes-from
     resources.validate(config, host_config)  # cgroup limits
     security.validate(config, host_config)  # caps, seccomp, devices, userns...
+    userns.validate(config, host_config)  # --userns, and what a user namespace rules out
     return CreateRequest(
         image_ref=image_ref,
         entrypoint=_str_list(config.get("Entrypoint"), "Entrypoint"),
@@ -140,6 +141,7 @@ def runtime_spec(container, layer_dirs: list[str]):
         **mounts.runtime_fields(container),
         **resources.runtime_fields(container),
         **security.runtime_fields(container),
+        **userns.runtime_fields(container),
     )
 
 

@@ -222,7 +222,8 @@ async def _remove(request, ref):
     if qbool(request, "link"):
         raise BadRequest("links are not supported")
     job = await sync_to_async(services.remove)(acting_user=request.user, container=container,
-                                               force=qbool(request, "force"))
+                                               force=qbool(request, "force"),
+                                               volumes=qbool(request, "v"))
     await _finish(job)
     return HttpResponse(status=204)
 

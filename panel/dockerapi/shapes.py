@@ -5,8 +5,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from panel.containers import mounts
 from panel.containers.models import Container
 from panel.containers.status import status_text
+from workers.runtime import security as runtime_security
 from workers.runtime.spec import SpecError, combine_command
 
 from .common import rfc3339, unix
@@ -76,14 +78,8 @@ _HOST_CONFIG_DEFAULTS = {
     "CpuPercent": 0,
     "IOMaximumIOps": 0,
     "IOMaximumBandwidth": 0,
-    "MaskedPaths": [
-        "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-        "/sys/firmware",
-    ],
-    "ReadonlyPaths": [
-        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-    ],
+    "MaskedPaths": list(runtime_security.MASKED_PATHS),  # none for --privileged
+    "ReadonlyPaths": list(runtime_security.READONLY_PATHS),
 }
 
 
@@ -163,7 +159,7 @@ def container_summary(container, *, size: bool = False, now=None) -> dict:
         "Status": status_text(container, now),
         "HostConfig": {"NetworkMode": _network_mode(container)},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mounts.describe(container),
     }
     if size:
         rw = _size_rw(container.id)
@@ -224,6 +220,8 @@ def host_config(container) -> dict:
     }
     merged["NetworkMode"] = _network_mode(container)
     merged["LogConfig"] = {"Type": "json-file", "Config": {}}
+    if stored.get("Privileged"):
+        merged["MaskedPaths"] = merged["ReadonlyPaths"] = None
     return merged
 
 
@@ -234,7 +232,7 @@ def container_state(container) -> dict:
         "Running": state in RUNNING_STATES,
         "Paused": state == Container.State.PAUSED,
         "Restarting": state == Container.State.RESTARTING,
-        "OOMKilled": False,
+        "OOMKilled": container.oom_killed,
         "Dead": state == Container.State.DEAD,
         "Pid": container.pid if state in RUNNING_STATES else 0,
         "ExitCode": container.exit_code or 0,
@@ -275,7 +273,7 @@ def container_inspect(container, *, size: bool = False) -> dict:
                 "WorkDir": str(cdir / "work"),
             },
         },
-        "Mounts": [],
+        "Mounts": mounts.describe(container),
         "Config": container_config(container),
         "NetworkSettings": {
             "Bridge": "",

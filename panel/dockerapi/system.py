@@ -11,6 +11,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 
 from panel.containers import services as containers
+from panel.containers import userns
 from panel.images.services import visible_images
 
 from .common import API_VERSION, DOCKER_HEADERS, MIN_API_VERSION, SERVER_VERSION, endpoint
@@ -157,7 +158,8 @@ def _info(request):
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"]
+        + (["name=userns"] if userns.remap() else []),
         "Warnings": [],
     })
 

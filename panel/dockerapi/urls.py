@@ -6,8 +6,9 @@ does not include it, so the API is reachable only through the authenticating fro
 
 from django.urls import path, re_path
 
-from . import containers, events, images, pause, system, top
+from . import containers, events, images, pause, system, top, update, volumes
 from . import exec as exec_views
+from . import stats as stats_views
 from .common import not_found
 
 urlpatterns = [
@@ -29,6 +30,8 @@ urlpatterns = [
     path("containers/<str:ref>/top", top.container_top),
     path("containers/<str:ref>/rename", top.container_rename),
     path("containers/<str:ref>/resize", containers.container_resize),
+    path("containers/<str:ref>/stats", stats_views.container_stats),
+    path("containers/<str:ref>/update", update.container_update),
     path("containers/<str:ref>/exec", exec_views.container_exec),
     path("exec/<str:exec_id>/json", exec_views.exec_inspect),
     path("exec/<str:exec_id>/resize", exec_views.exec_resize),
@@ -36,5 +39,9 @@ urlpatterns = [
     path("images/json", images.image_list),
     path("images/create", images.image_create),
     re_path(r"^images/(?P<name>.+)/json$", images.image_inspect),
+    path("volumes", volumes.volume_list),
+    path("volumes/create", volumes.volume_create),
+    path("volumes/prune", volumes.volume_prune),
+    path("volumes/<str:name>", volumes.volume_detail),
     re_path(r"^(?P<path>.*)$", not_found),
 ]

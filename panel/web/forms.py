@@ -133,8 +133,6 @@ class RunForm(StorageSection, ResourcesSection, SecuritySection, forms.Form):
 
     PROCESS_FIELDS = ("user", "working_dir", "entrypoint", "labels", "restart_policy", "init",
                       "stop_signal", "stop_timeout")
-    CHECKBOXES = ("detach", "init", "tty", "open_stdin")
-
     def main_fields(self):
         in_sections = {n for c in section_classes(type(self)) for n in c.own_field_names()}
         return [f for f in self if f.name not in self.PROCESS_FIELDS and f.name not in in_sections]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import exec_views, process_views, views
+from . import exec_views, limits_views, process_views, stats_views, views, volume_views
 
 app_name = "web"
 urlpatterns = [
@@ -16,9 +16,16 @@ urlpatterns = [
          name="container-top"),
     path("containers/<str:container_id>/exec/", exec_views.container_exec,
          name="container-exec"),
+    path("containers/<str:container_id>/stats/", stats_views.container_stats,
+         name="container-stats"),
+    path("containers/<str:container_id>/update/", limits_views.container_update,
+         name="container-update"),
     path("containers/<str:container_id>/<str:action>/", views.container_action,
          name="container-action"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<uuid:job_id>/row/", views.job_row, name="job-row"),
     path("images/", views.image_list, name="image-list"),
+    path("volumes/", volume_views.volume_list, name="volume-list"),
+    path("volumes/<str:name>/", volume_views.volume_detail, name="volume-detail"),
+    path("volumes/<str:name>/remove/", volume_views.volume_remove, name="volume-remove"),
 ]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from panel.containers import console
 from panel.containers import history as container_history
+from panel.containers import security as container_security
 from panel.containers import services as containers
 from panel.containers.models import Container
 from panel.containers.status import command_of, status_text
@@ -97,6 +98,7 @@ def _detail_context(request, container: Container) -> dict:
         "status_text": status_text(container),
         "can_operate": has_permission(request.user, container.team, "operate"),
         "history": container_history.for_container(container.id),
+        "security": container_security.describe(container),
     }
 
 

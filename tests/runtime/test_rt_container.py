@@ -255,7 +255,8 @@ def test_redis_output_and_events(runtime_factory, make_spec, redis_server):
     assert fields[1]["exit_code"] == "5" and fields[0]["container"] == spec.id
     assert int(fields[0]["pid"]) > 0 and fields[1]["time"].endswith("Z")
     assert set(fields[0]) == {"container", "status", "pid", "exit_code", "time", "error",
-                              "started_at", "finished_at", "restart_count"}
+                              "started_at", "finished_at", "restart_count", "oom_killed"}
+    assert fields[1]["oom_killed"] == "0"
 
 
 def test_state_json_written_by_shim(rt, make_spec, state_root):

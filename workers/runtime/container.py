@@ -21,11 +21,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from . import launcher as _launcher
-from . import linux
+from . import linux, userns
 from . import shim as _shim
+from . import volumes as _volumes
 from .spec import ContainerSpec, SpecError, signal_number, validate
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,6 +75,7 @@ class ContainerState:
     error: str = ""
     restart_count: int = 0
     manual_stop: bool = False  # stopped (or killed) via Dockyard since its last start
+    oom_killed: bool = False  # the kernel's OOM killer killed a process of its last run
 
     @property
     def running(self) -> bool:
@@ -202,13 +204,15 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def _renamed_only(old_config: str, new_config: str) -> bool:
-    """The two configs differ in the container's name only (it was renamed)."""
+    """The two configs differ in the container's name (docker rename) or in what docker
+    update changes (limits, restart policy) only."""
     try:
         a, b = json.loads(old_config), json.loads(new_config)
     except ValueError:
         return False
-    a.pop("name", None)
-    b.pop("name", None)
+    for changeable in ("name", "resources", "restart_policy", "restart_max_retries"):
+        a.pop(changeable, None)
+        b.pop(changeable, None)
     return a == b
 
 
@@ -348,9 +352,11 @@ def stop_launcher(root: str, timeout: float = 5.0) -> bool:
 class Runtime:
     def __init__(self, root: str, node: str = "local",
                  redis_url: str = "redis://127.0.0.1:6379/0", python: str = sys.executable,
-                 launcher: bool = True, cgroup_parent: str | None = None):
+                 launcher: bool = True, cgroup_parent: str | None = None,
+                 userns_remap: str = ""):
         """``launcher``: start shims through the state root's shim launcher (spawned on
-        demand, see ``workers.runtime.launcher``); False: always spawn them directly."""
+        demand, see ``workers.runtime.launcher``); False: always spawn them directly.
+        ``userns_remap``: the node's user namespace remap (``userns.parse_remap``)."""
         self.root = os.path.abspath(root)
         if any(c in self.root for c in ",:\n"):
             raise ValueError(f"state root {self.root!r} must not contain ',', ':' or newlines")
@@ -361,6 +367,7 @@ class Runtime:
         # the parent cgroup of this node's containers (cgroups.parent_name()); None: none
         # (no pause, no limits)
         self.cgroup_parent = cgroup_parent
+        self.userns_remap = userns.parse_remap(userns_remap)
         self.containers = os.path.join(self.root, "containers")
         os.makedirs(self.containers, mode=0o711, exist_ok=True)
 
@@ -396,6 +403,9 @@ class Runtime:
     def create(self, spec: ContainerSpec) -> str:
         if self.cgroup_parent and not spec.cgroup_parent:
             spec.cgroup_parent = self.cgroup_parent
+        if self.userns_remap and not spec.userns_mode and not spec.uid_map:
+            spec.uid_map = userns.id_map(self.userns_remap)
+            spec.gid_map = userns.id_map(self.userns_remap)
         validate(spec)
         config = spec.to_json()
         final = self._dir(spec.id)
@@ -472,7 +482,7 @@ class Runtime:
             exit_code=int(raw.get("exit_code") or 0), started_at=raw.get("started_at") or "",
             finished_at=raw.get("finished_at") or "", shim_pid=int(raw.get("shim_pid") or 0),
             error=raw.get("error") or "", restart_count=int(raw.get("restart_count") or 0),
-            manual_stop=bool(raw.get("manual_stop")))
+            manual_stop=bool(raw.get("manual_stop")), oom_killed=bool(raw.get("oom_killed")))
 
     def _shim_alive(self, d: str) -> bool:
         raw = self._read_state(d)
@@ -496,15 +506,23 @@ class Runtime:
             return st.pid
         spec = self.spec(cid)
         validate(spec)  # layers may have disappeared since create
+        try:  # the volumes' driver mounts (tmpfs, a host directory) on the node
+            _volumes.activate_all(self.root, spec.mounts)
+        except (OSError, ValueError) as e:
+            raise StartError(f"error while mounting volume: {e}") from None
         cg = self.cgroup(cid, spec)
         if cg is not None:  # made before PID 1 runs (its init enters it before exec)
             cg.create()
             if cg.frozen():  # left frozen by a container that died paused
                 cg.thaw()
+            self._apply_resources(cg, spec.resources)  # --memory, --cpus... (cgroups/)
+            self._apply_devices(cg, spec)  # --device, --privileged (cgroups/devices.py)
         if os.path.exists(os.path.join(d, "state.json")):
             # restart of an exited container: fresh overlay work dir, keep upper
             shutil.rmtree(os.path.join(d, "work"), ignore_errors=True)
             os.mkdir(os.path.join(d, "work"), 0o755)
+        userns.prepare_container(self.root, d, spec)
+        self._write_seccomp(spec, d)  # the compiled profile its init loads (seccomp.py)
         self._precompile()
         _shim.mark(b"> start: state, spec checked")
         line = self._start_via_launcher(d) if self.launcher else None
@@ -518,6 +536,55 @@ class Runtime:
             self._wait_gone(int(shim_pid), 5.0)
             raise StartError(msg)
         raise StartError(f"container shim failed to start: {line or self._shim_log_tail(d)}")
+
+    @staticmethod
+    def _apply_resources(cg, resources: dict) -> None:
+        from .cgroups import CgroupError
+        from .cgroups.config import Resources
+
+        try:
+            cg.apply(Resources.from_dict(resources))
+        except (CgroupError, ValueError) as e:
+            raise StartError(f"cgroup limits: {e}") from None
+
+    def update(self, cid: str, resources: dict) -> None:
+        """``docker update``: new limits (``ContainerSpec.resources``) in config.json, for
+        the next start, and in the cgroup of a running container at once."""
+        d = self._existing_dir(cid)
+        lock = os.open(os.path.join(d, "config.json"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # not while a start reads the config
+            spec = self.spec(cid)
+            spec.resources = dict(resources)
+            validate(spec)
+            cg = self.cgroup(cid, spec)
+            if cg is not None and self.state(cid).alive:
+                try:
+                    self._apply_resources(cg, spec.resources)
+                except StartError as e:
+                    raise RuntimeError_(str(e).replace("cgroup limits: ", "", 1)) from None
+            _write_atomic(os.path.join(d, "config.json"), spec.to_json())
+        finally:
+            os.close(lock)
+
+    @staticmethod
+    def _apply_devices(cg, spec: ContainerSpec) -> None:
+        from .cgroups import devices
+
+        try:
+            devices.apply(cg, asdict(spec))
+        except devices.DeviceError as e:
+            raise StartError(str(e)) from None
+        except OSError as e:
+            raise StartError(f"devices cgroup: {e.strerror or e}") from None
+
+    def _write_seccomp(self, spec: ContainerSpec, d: str) -> None:
+        from . import seccomp
+
+        try:
+            seccomp.write_filter(asdict(spec), d, self.root)
+        except (seccomp.ProfileError, OSError) as e:
+            raise StartError(f"seccomp: {e}") from None
 
     def _spawn_shim(self, d: str) -> str:
         """Spawn the shim as a fresh interpreter; returns its status line."""

@@ -17,8 +17,9 @@ effect for children only, so E1 clones E2 with ``CLONE_PARENT``: E2 lives in the
 container's PID namespace and is the shim's own child (the shim reaps it and gets its
 exit status); E1 writes E2's pid to ``pid_w`` and exits. E2 resolves the user in the
 container's /etc/passwd and /etc/group, opens a PTY from the container's devpts (tty),
-keeps the container's capability bounding set (read from its PID 1) and no_new_privs,
-changes to the working directory and execs the command.
+gets the container's capabilities, no_new_privs and seccomp filter (``security.Process``;
+all capabilities for ``docker exec --privileged``), changes to the working directory and
+execs the command.
 
 Failures before exec are written to the CLOEXEC error pipe as ``<exit code> <message>``,
 with Docker's words: 127 for a missing executable, 126 otherwise (permission denied,
@@ -33,7 +34,7 @@ import os
 import stat
 
 from . import linux as L
-from . import nsinit
+from . import nsinit, security
 
 # order of setns: the user namespace first (it grants the rights for the others), the
 # mount namespace last (it changes our root, and /proc/<pid> must stay reachable before)
@@ -62,14 +63,6 @@ def _same_ns(pid: int, name: str) -> bool:
     except OSError:
         return True  # the kernel has no such namespace type
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _status_fields(pid: int) -> dict:
-    out = {}
-    for line in nsinit._read_file(f"/proc/{pid}/status").decode("ascii", "replace").split("\n"):
-        key, _, value = line.partition(":")
-        out[key] = value.strip()
-    return out
 
 
 def _cgroup_mounts() -> tuple[str, dict]:
@@ -129,9 +122,8 @@ def spawn(pid: int, spec: dict, cfg: dict, stdio: tuple[int, int, int], console_
     try:
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        status = _status_fields(pid)
-        bounding = int(status.get("CapBnd", "0"), 16)
-        no_new_privs = status.get("NoNewPrivs", "0") == "1"
+        # the shim's cwd is the container's directory: its seccomp filter is read from there
+        process = security.Process(cfg, ".", privileged=bool(spec.get("privileged")))
         join_cgroups(pid)
         fds = []
         for name, flag in NS_ORDER:
@@ -146,10 +138,10 @@ def spawn(pid: int, spec: dict, cfg: dict, stdio: tuple[int, int, int], console_
             os.write(pid_w, b"%d" % child)
             os._exit(0)
         os.close(pid_w)
-        run(spec, cfg, stdio, console_sock, bounding, no_new_privs)
+        run(spec, cfg, stdio, console_sock, process)
     except ExecError as e:
         _report(err_w, e.code, e.message)
-    except nsinit.InitError as e:
+    except (nsinit.InitError, security.SecurityError) as e:
         _report(err_w, 126, _oci(str(e)))
     except BaseException as e:  # noqa: B036 - report anything, then die
         _report(err_w, 126, _oci(nsinit.errmsg(e)))
@@ -177,7 +169,7 @@ def merge(base: list[str], extra: list[str]) -> list[str]:
     return out
 
 
-def run(spec: dict, cfg: dict, stdio, console_sock, bounding: int, no_new_privs: bool) -> None:
+def run(spec: dict, cfg: dict, stdio, console_sock, process: security.Process) -> None:
     """In E2 (inside every namespace of the container). Never returns."""
     os.setsid()
     try:
@@ -197,11 +189,7 @@ def run(spec: dict, cfg: dict, stdio, console_sock, bounding: int, no_new_privs:
     env = merge(env, list(spec.get("env") or []))
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=" + home)
-    for cap in range(nsinit.CAP_LAST_CAP + 1):
-        if not bounding >> cap & 1:
-            L.prctl(L.PR_CAPBSET_DROP, cap)
-    if no_new_privs:
-        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    process.before_user_switch()
     os.setgroups(gids)
     os.setgid(gid)
     os.setuid(uid)
@@ -224,6 +212,7 @@ def run(spec: dict, cfg: dict, stdio, console_sock, bounding: int, no_new_privs:
     os.umask(0o022)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
+    process.apply(uid)
     try:
         os.execve(exe, args, dict(e.split("=", 1) for e in env if "=" in e))
     except OSError as e:

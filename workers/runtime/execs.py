@@ -83,10 +83,11 @@ def _parse_reply(reply: bytes, cdir: str) -> int:
 
 def exec_spec(exec_id: str, args: list[str], *, env=None, user: str = "", cwd: str = "",
               tty: bool = False, stdin: bool = False, detach: bool = False, rows: int = 0,
-              cols: int = 0) -> dict:
+              cols: int = 0, privileged: bool = False) -> dict:
+    """``privileged``: docker exec --privileged (all capabilities, see security.Process)."""
     return {"id": exec_id, "args": list(args), "env": list(env or []), "user": user or "",
             "cwd": cwd or "", "tty": bool(tty), "stdin": bool(stdin), "detach": bool(detach),
-            "rows": int(rows or 0), "cols": int(cols or 0)}
+            "rows": int(rows or 0), "cols": int(cols or 0), "privileged": bool(privileged)}
 
 
 def _command(spec: dict) -> bytes:

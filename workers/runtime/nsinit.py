@@ -1,10 +1,11 @@
 """The container's side of the shim: runs only in the shim's forked children.
 
 ``spawn()`` is called in C1 (forked from the shim): it clones C2 into new namespaces
-(mount, UTS, IPC, network, PID) with ``CLONE_PARENT``, so C2, the PID 1 of the new PID
-namespace, is a child of the shim itself; C2 sets up the root filesystem and execs the
-container's command. Any failure before exec is written to the CLOEXEC error pipe and
-the child exits with 127; a successful exec closes the pipe (EOF).
+(mount, UTS, IPC, network, PID; and user with a userns-remap, see userns.py) with
+``CLONE_PARENT``, so C2, the PID 1 of the new PID namespace, is a child of the shim
+itself; C2 sets up the root filesystem and execs the container's command. Any failure
+before exec is written to the CLOEXEC error pipe and the child exits with 127; a
+successful exec closes the pipe (EOF).
 """
 
 from __future__ import annotations
@@ -17,17 +18,11 @@ import stat
 import struct
 
 from . import linux as L
-from . import mounts, security
+from . import mounts, security, userns
 from .shim import loads, mark, proc_start_time
 
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0))
-READONLY_PROC = ("sys", "sysrq-trigger", "irq", "bus", "fs")
-MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/latency_stats",
-          "/proc/timer_stats", "/proc/sched_debug", "/proc/acpi", "/proc/scsi",
-          "/sys/firmware")
-# Docker's default capability set
-DEFAULT_CAPS = {0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31}
 
 TIOCSCTTY = 0x540E
 TIOCGPTN = 0x80045430
@@ -42,7 +37,7 @@ class InitError(Exception):
 
 
 def errmsg(e: BaseException) -> str:
-    if isinstance(e, InitError):
+    if isinstance(e, InitError | security.SecurityError | mounts.MountError):
         return str(e)
     if isinstance(e, OSError) and e.strerror:
         msg = e.strerror
@@ -67,6 +62,8 @@ def namespace_flags(cfg: dict) -> int:
         flags &= ~L.CLONE_NEWUTS
     if cfg.get("ipc_mode") == "host" or str(cfg.get("ipc_mode")).startswith("container:"):
         flags &= ~L.CLONE_NEWIPC
+    if userns.wants_userns(cfg):  # userns-remap: the other namespaces are owned by it
+        flags |= L.CLONE_NEWUSER
     return flags
 
 
@@ -107,13 +104,17 @@ def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w
         if pid_ns >= 0:  # our children (C2) are created in that PID namespace
             L.setns(pid_ns, L.CLONE_NEWPID)
             os.close(pid_ns)
+        sync = userns.sync_pair(cfg)
         mark(b"C1: clone C2")
         pid = L.clone(namespace_flags(cfg) | L.CLONE_PARENT)  # PID 1 is the shim's child
         if pid:
+            if sync is not None:
+                sync[1].close()
+                userns.release_child(cfg, pid, sync[0], enter_cgroup)
             os.write(pid_w, b"%d" % pid)
             os._exit(0)
         os.close(pid_w)
-        init(cfg, cdir, stdio, console_sock)
+        init(cfg, cdir, stdio, console_sock, sync)
     except BaseException as e:  # noqa: B036 - report anything, then die
         try:
             os.write(err_w, errmsg(e).encode("utf-8", "replace")[:4000])
@@ -133,6 +134,7 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
     except InitError as e:
         raise OSError(3, str(e)) from None
     own_ns = -1
+    sync = userns.sync_pair(cfg)
     if pid_ns >= 0:
         # only our next child is created in that PID namespace: switch back right after
         own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -152,7 +154,16 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
         if own_ns >= 0 and pid != 0:  # the shim's own later children: back to its own
             L.setns(own_ns, L.CLONE_NEWPID)
             os.close(own_ns)
+        if sync is not None and pid != 0:
+            sync[1].close()
+            if pid < 0:
+                sync[0].close()
     if pid:
+        if sync is not None:  # PID 1 waits for its id maps, cgroup and layers
+            try:
+                userns.release_child(cfg, pid, sync[0], enter_cgroup)
+            except InitError as e:
+                raise OSError(3, str(e)) from None
         return pid
     if own_ns >= 0:
         os.close(own_ns)
@@ -161,7 +172,7 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         if shim_console is not None:
             shim_console.close()
-        init(cfg, cdir, stdio, console_sock)
+        init(cfg, cdir, stdio, console_sock, sync)
     except BaseException as e:  # noqa: B036 - report anything, then die
         try:
             os.write(err_w, errmsg(e).encode("utf-8", "replace")[:4000])
@@ -202,10 +213,12 @@ def _walk(root: str, rel: str, make: str | None) -> str:
     return cur
 
 
-def setup_rootfs(cfg: dict, cdir: str) -> None:
+def setup_rootfs(cfg: dict, cdir: str, userns_fds: list[int] | None = None) -> None:
+    """``userns_fds``: with a user namespace, what ``userns.wait_parent`` returned."""
     rootfs = os.path.join(cdir, "rootfs")
-    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
-    layers = list(reversed(cfg["layers"]))
+    L.mount(None, "/", None, mounts.root_propagation(cfg))  # rslave for slave/shared mounts
+    in_userns = userns_fds is not None
+    layers = list(reversed(userns.lower_dirs(cfg, userns_fds) if in_userns else cfg["layers"]))
     opts = "lowerdir={},upperdir={},workdir={}".format(
         ":".join(layers), os.path.join(cdir, "upper"), os.path.join(cdir, "work"))
     if len(opts) > 4000:  # mount data is limited to one page: use relative paths
@@ -216,18 +229,26 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
             os.path.relpath(os.path.join(cdir, "upper"), base),
             os.path.relpath(os.path.join(cdir, "work"), base))
     mark(b"C2: mount overlay")
+    if in_userns:
+        opts += userns.OVERLAY_OPTION
     L.mount("overlay", rootfs, "overlay", 0, opts)
     mark(b"C2: mount proc sys dev")
 
     nsx = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
     L.mount("proc", _walk(rootfs, "proc", "dir"), "proc", nsx)
-    L.mount("sysfs", _walk(rootfs, "sys", "dir"), "sysfs", nsx | L.MS_RDONLY)
+    # --privileged: a writable /sys (read-only and masked paths: security.harden_rootfs)
+    L.mount("sysfs", _walk(rootfs, "sys", "dir"), "sysfs",
+            nsx if cfg.get("privileged") else nsx | L.MS_RDONLY)
     dev = _walk(rootfs, "dev", "dir")
     L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
         path = os.path.join(dev, name)
+        if in_userns:  # mknod is refused in a user namespace
+            userns.bind_node_device(path, "/dev/" + name)
+            continue
         L.mknod(path, stat.S_IFCHR | 0o666, major, minor)
         os.chmod(path, 0o666)
+    security.make_devices(cfg, rootfs, dev)  # --device, --privileged: the node's
     os.mkdir(os.path.join(dev, "pts"), 0o755)
     L.mount("devpts", os.path.join(dev, "pts"), "devpts", L.MS_NOSUID | L.MS_NOEXEC,
             "newinstance,ptmxmode=0666,mode=0620,gid=5")
@@ -239,19 +260,6 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
                          ("core", "/proc/kcore")):
         os.symlink(target, os.path.join(dev, name))
-
-    mark(b"C2: ro proc, masks")
-    for name in READONLY_PROC:
-        path = os.path.join(rootfs, "proc", name)
-        if os.path.exists(path):
-            L.mount(path, path, None, L.MS_BIND | L.MS_REC)
-            L.mount(path, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | nsx)
-    for rel in MASKED:
-        path = rootfs + rel
-        if os.path.isdir(path):
-            L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY | nsx, "size=0")
-        elif os.path.exists(path):
-            L.mount(os.path.join(dev, "null"), path, None, L.MS_BIND)
 
     mark(b"C2: user mounts")
     mounts.mount_all(cfg, rootfs)
@@ -272,6 +280,7 @@ def setup_rootfs(cfg: dict, cdir: str) -> None:
     L.pivot_root(".", ".")
     L.umount2(".", L.MNT_DETACH)
     os.chdir("/")
+    mark(b"C2: sysctls, ro proc, masks")
     security.harden_rootfs(cfg)
 
 
@@ -294,7 +303,9 @@ def _init_target(rootfs: str) -> str:
     return _walk(rootfs, sbin + "/docker-init", "file")
 
 
-SHM_OPTS = "mode=1777,size=65536k"
+def shm_opts(cfg: dict) -> str:
+    """The /dev/shm tmpfs options: --shm-size (bytes; Docker's default 64 MiB)."""
+    return f"mode=1777,size={int(cfg.get('shm_size') or 64 << 20) // 1024}k"
 
 
 def ensure_shm(cfg: dict, cdir: str) -> None:
@@ -311,7 +322,7 @@ def ensure_shm(cfg: dict, cdir: str) -> None:
         os.mkdir(path, 0o1777)
     except FileExistsError:
         pass
-    L.mount("shm", path, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, SHM_OPTS)
+    L.mount("shm", path, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, shm_opts(cfg))
     L.mount(None, path, None, L.MS_PRIVATE)
 
 
@@ -332,7 +343,7 @@ def mount_shm(cfg: dict, cdir: str, shm: str) -> None:
                             "IpcMode:shareable for the donor container)")
         L.mount(src, shm, None, L.MS_BIND)
     elif mode != "none":
-        L.mount("shm", shm, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, SHM_OPTS)
+        L.mount("shm", shm, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, shm_opts(cfg))
 
 
 def loopback_up() -> None:
@@ -414,22 +425,6 @@ def resolve_user(user: str, group_add=()) -> tuple[int, int, list[int], str]:
     return uid, gid, [gid] + extra, home
 
 
-def _cap_last_cap() -> int:
-    try:
-        return int(_read_file("/proc/sys/kernel/cap_last_cap"))
-    except (OSError, ValueError):
-        return 40
-
-
-CAP_LAST_CAP = _cap_last_cap()  # read once (the launcher preloads this module)
-
-
-def drop_bounding_caps() -> None:
-    for cap in range(CAP_LAST_CAP + 1):
-        if cap not in DEFAULT_CAPS:
-            L.prctl(L.PR_CAPBSET_DROP, cap)
-
-
 def find_executable(name: str, env: list[str]) -> str:
     if "/" in name:
         try:
@@ -467,32 +462,40 @@ def open_pty(uid: int, console_sock) -> int:
     return slave
 
 
-def enter_cgroup(cfg: dict) -> None:
+def enter_cgroup(cfg: dict, pid: int = 0) -> None:
     """Join the container's cgroup (made by Runtime.start; re-made if it is gone) while the
-    host's cgroupfs is still visible: PID 1 runs in it from its first instruction."""
+    host's cgroupfs is still visible: PID 1 runs in it from its first instruction. ``pid``:
+    PID 1 moved in by its parent (with a user namespace PID 1 has no right to)."""
     if not cfg.get("cgroup_parent"):
         return
     from . import cgroups
 
     try:
-        cgroups.open_manager(cfg["cgroup_parent"], cfg["id"]).enter(0)
+        cgroups.open_manager(cfg["cgroup_parent"], cfg["id"]).enter(pid)
     except OSError as e:
         raise InitError(f"cannot enter the container's cgroup: {errmsg(e)}") from None
 
 
-def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> None:
+def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, sync=None) -> None:
     """In C2 (PID 1 of the new PID namespace). Never returns.
 
     ``console_sock``: None, or (tty) the socket to pass the PTY master to the shim.
+    ``sync``: with a user namespace, the socket pair to wait on for the parent's set-up.
     """
     os.setsid()
     mark(b"C2: forked")
-    enter_cgroup(cfg)
+    userns_fds = None
+    if sync is None:
+        enter_cgroup(cfg)
+    else:
+        sync[0].close()
+        userns_fds = userns.wait_parent(sync[1], cfg)
     ipc_ns = _ns_fd(cdir, cfg, "ipc")  # --ipc container:<id>
     if ipc_ns >= 0:
         L.setns(ipc_ns, L.CLONE_NEWIPC)
         os.close(ipc_ns)
-    setup_rootfs(cfg, cdir)
+    process = security.Process(cfg, cdir)  # its seccomp filter: read before pivot_root
+    setup_rootfs(cfg, cdir, userns_fds)
     mark(b"C2: hostname, lo, user, caps")
     if not cfg.get("uts_mode"):  # --uts host: the node's hostname, never changed
         L.sethostname(cfg["hostname"])
@@ -510,7 +513,7 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
         os.makedirs(workdir, 0o755, exist_ok=True)
         if uid:
             os.chown(workdir, uid, gid)
-    drop_bounding_caps()
+    process.before_user_switch()
     os.setgroups(gids)
     os.setgid(gid)
     os.setuid(uid)
@@ -531,7 +534,7 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock) -> Non
     os.umask(0o022)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
-    security.apply_process(cfg)
+    process.apply(uid)
     mark(b"C2: execve")
     try:
         os.execve(exe, args, dict(e.split("=", 1) for e in env))

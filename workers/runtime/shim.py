@@ -51,8 +51,9 @@ base once a run lasted 10 s) and starts a new PID 1 in fresh namespaces on the s
 
 Redis (optional, never fatal): ``PUBLISH dockyard:output:<id>`` with ``1``/``2`` + data
 and finally ``x<exit_code>``; ``XADD dockyard:events:<node>`` with fields container,
-status, pid, exit_code, time, error, started_at, finished_at, restart_count at each
-state transition (created, running, paused, restarting, exited).
+status, pid, exit_code, time, error, started_at, finished_at, restart_count, oom_killed
+(1 when the cgroup's OOM killer struck during the run that ended) at each state
+transition (created, running, paused, restarting, exited).
 """
 
 import _json
@@ -266,7 +267,8 @@ class Shim(ExecMixin):
         self.state = {"status": "created", "pid": 0, "exit_code": 0, "started_at": "",
                       "finished_at": "", "shim_pid": os.getpid(),
                       "shim_start": proc_start_time(os.getpid()), "pid_start": None,
-                      "error": "", "restart_count": 0, "manual_stop": False}
+                      "error": "", "restart_count": 0, "manual_stop": False,
+                      "oom_killed": False}
         self.policy = self.cfg.get("restart_policy") or "no"
         self.max_retries = int(self.cfg.get("restart_max_retries") or 0)
         self.backoff_base = float(self.cfg.get("restart_backoff_base") or 1.0)
@@ -280,6 +282,7 @@ class Shim(ExecMixin):
         self.delay = 0.0  # the last back-off
         self.run_started = 0.0
         self.cgroup = None
+        self.oom_kills = None  # the cgroup's OOM kill count before this run's PID 1
         self.pid = 0
         self.exit_code = None
         self.finished_at = ""
@@ -324,7 +327,8 @@ class Shim(ExecMixin):
             ("container", self.id), ("status", st["status"]), ("pid", str(st["pid"])),
             ("exit_code", str(st["exit_code"])), ("time", now()), ("error", st["error"]),
             ("started_at", st["started_at"]), ("finished_at", st["finished_at"]),
-            ("restart_count", str(st["restart_count"]))])
+            ("restart_count", str(st["restart_count"])),
+            ("oom_killed", "1" if st["oom_killed"] else "0")])
 
     def report(self, line):
         if self.status_fd >= 0:
@@ -359,7 +363,7 @@ class Shim(ExecMixin):
         self.listen()
         self.run_started = time.monotonic()
         self.write_state(sync=False, status="running", pid=self.pid, exit_code=0,
-                         started_at=now(), finished_at="", error="")
+                         started_at=now(), finished_at="", error="", oom_killed=False)
         mark(b"shim: state running written")
         self.report(f"ok {os.getpid()} {self.pid}")
         mark(b"shim: reported ok")
@@ -392,6 +396,7 @@ class Shim(ExecMixin):
         err_r, err_w = os.pipe()
 
         console_end = console_child if self.tty else None
+        self.oom_kills = self._oom_kills()
         nsinit = sys.modules.get(__package__ + ".nsinit")
         pid_raw = b""
         if nsinit is not None:
@@ -629,7 +634,7 @@ class Shim(ExecMixin):
             self.poller.register(fd, select.POLLIN)
         self.run_started = time.monotonic()
         self.set_state(status="running", pid=self.pid, exit_code=0, started_at=now(),
-                       finished_at="", error="")
+                       finished_at="", error="", oom_killed=False)
         return True
 
     def request_stop(self):
@@ -647,6 +652,12 @@ class Shim(ExecMixin):
             from . import cgroups
             self.cgroup = cgroups.open_manager(parent, self.id)
         return self.cgroup
+
+    def _oom_kills(self):
+        try:
+            return self._cgroup().oom_kills()
+        except OSError:
+            return None
 
     def pause(self):
         status = self.state["status"]
@@ -705,6 +716,8 @@ class Shim(ExecMixin):
                 code = os.waitstatus_to_exitcode(status)
                 self.exit_code = 128 - code if code < 0 else code
                 self.finished_at = now()
+                kills = self._oom_kills()  # State.OOMKilled, as Docker: any OOM kill
+                self.state["oom_killed"] = bool(kills and kills > (self.oom_kills or 0))
                 if self.stdin_fd >= 0 and not self.tty:
                     os.close(self.stdin_fd)
                     self.stdin_fd = -1

@@ -12,6 +12,8 @@ import re
 import signal as _signal
 from dataclasses import asdict, dataclass, field, fields
 
+from . import security, userns
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _ID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +74,23 @@ class ContainerSpec:
     # -- cgroup limits: the fields of cgroups.config.Resources by name (absent: no limit)
     resources: dict = field(default_factory=dict)
     # -- security (workers/runtime/security.py): capabilities, seccomp, read-only paths...
-    # -- user namespace (workers/runtime/userns.py)
+    # --privileged: all capabilities and the node's devices, writable /sys, no seccomp
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)  # capability names, or ALL
+    cap_drop: list[str] = field(default_factory=list)
+    no_new_privileges: bool = False
+    # "" (Docker's default profile), "unconfined", or a profile's JSON
+    seccomp_profile: str = ""
+    readonly_rootfs: bool = False
+    sysctls: dict[str, str] = field(default_factory=dict)  # namespaced keys only
+    # --device: {"path_on_host", "path_in_container", "permissions" (letters of rwm)}
+    devices: list[dict] = field(default_factory=list)
+    shm_size: int = 0  # bytes of /dev/shm (0: Docker's 64 MiB)
+    # -- user namespace (workers/runtime/userns.py): userns_mode "" or "host" (none even
+    # on a remapping node); uid_map/gid_map: [[inside, outside, count], ...], [] for none
+    userns_mode: str = ""
+    uid_map: list[list[int]] = field(default_factory=list)
+    gid_map: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.hostname and isinstance(self.id, str):
@@ -185,7 +203,36 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
             raise SpecError(f"invalid extra host {entry!r}: want host:ip")
     validate_process_extras(spec)
     validate_lifecycle(spec)
+    validate_mounts(spec)
+    validate_resources(spec)
+    validate_security(spec)
+    userns.validate_maps(spec)
     return spec
+
+
+def validate_mounts(spec: ContainerSpec) -> None:
+    """Bind mounts, tmpfs and volumes (the entries are documented in mounts.py)."""
+    from .mounts import validate as check
+
+    try:
+        check(spec.mounts)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+
+
+def validate_resources(spec: ContainerSpec) -> None:
+    """The cgroup limits (workers/runtime/cgroups/config.py names the fields)."""
+    from .cgroups.config import Resources
+    from .cgroups.validate import validate_resources as check
+
+    if not isinstance(spec.resources, dict):
+        raise SpecError("resources must be an object")
+    try:
+        check(Resources.from_dict(spec.resources))
+    except TypeError as e:
+        raise SpecError(f"invalid resources: {e}") from None
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 _CGROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -204,6 +251,33 @@ def validate_restart(name: str, max_retries: int) -> None:
             raise SpecError("maximum retry count cannot be negative")
     else:
         raise SpecError(f"invalid restart policy '{name}'")
+
+
+def validate_security(spec: ContainerSpec) -> None:
+    """Capabilities, seccomp, sysctls, devices, /dev/shm (workers/runtime/security.py)."""
+    for flag in ("privileged", "no_new_privileges", "readonly_rootfs"):
+        if not isinstance(getattr(spec, flag), bool):
+            raise SpecError(f"{flag} must be a boolean")
+    if not isinstance(spec.seccomp_profile, str):
+        raise SpecError("seccomp_profile must be a string")
+    if not isinstance(spec.sysctls, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in spec.sysctls.items()):
+        raise SpecError("sysctls must be a mapping of strings to strings")
+    if not isinstance(spec.devices, list) or not all(isinstance(d, dict) for d in spec.devices):
+        raise SpecError("devices must be a list of objects")
+    if isinstance(spec.shm_size, bool) or not isinstance(spec.shm_size, int) or (
+            spec.shm_size < 0):
+        raise SpecError("shm_size must be a number of bytes >= 0")
+    try:
+        for what in ("cap_add", "cap_drop"):
+            for name in _str_list(getattr(spec, what), what):
+                security.normalize_cap(name)
+        for key, value in spec.sysctls.items():
+            security.check_sysctl(key, value)
+        for device in spec.devices:
+            security.check_device(device)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 def validate_lifecycle(spec: ContainerSpec) -> None:

@@ -147,12 +147,21 @@ class Manager:
         raise NotImplementedError
 
     def apply(self, resources):
-        """Write the limits of a ``config.Resources`` (validated first)."""
+        """Write the limits of a ``config.Resources`` (validated first) to the cgroup made
+        by ``create``; also for a running container (``docker update``)."""
         from .validate import validate_resources
 
         validate_resources(resources)
-        for key in resources.items():
-            raise CgroupError(f"the {self.version} backend does not support {key} yet")
+        if resources.items():
+            self._apply(resources)
+
+    def _apply(self, resources):
+        raise CgroupError(f"the {self.version} backend cannot set limits")
+
+    def oom_kills(self):
+        """How many processes the kernel's OOM killer has killed in this cgroup (None:
+        unknown). Compared before and after a run to tell an OOM kill (State.OOMKilled)."""
+        return None
 
     def destroy(self, timeout=5.0):
         """Kill what is left, then remove the cgroup (not the parent). Idempotent."""
@@ -210,6 +219,27 @@ def _write(path, text):
 def _read(path):
     with open(path, encoding="ascii", errors="replace") as f:
         return f.read()
+
+
+def _keyed_value(path, key):
+    """The number after ``key`` in a flat keyed file (memory.events, memory.oom_control)."""
+    try:
+        for line in _read(path).splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _write_limit(directory, name, value, what=None):
+    """Write one limit file; a CgroupError that names the file (and the flag, ``what``)."""
+    try:
+        _write(os.path.join(directory, name), str(value))
+    except OSError as e:
+        detail = f" ({what})" if what else ""
+        raise CgroupError(e.errno, f"cannot set {name}{detail} to {value}: {e.strerror}") from None
 
 
 def _rmtree_cgroup(path, timeout):

@@ -3,7 +3,18 @@
 import os
 import time
 
-from . import FREEZE_TIMEOUT, CgroupError, Manager, _kill_pids, _read, _write
+from . import (
+    FREEZE_TIMEOUT,
+    CgroupError,
+    Manager,
+    _keyed_value,
+    _kill_pids,
+    _read,
+    _write,
+    _write_limit,
+)
+
+UNLIMITED = -1  # what v1 limit files take for "no limit"
 
 
 class V1Manager(Manager):
@@ -101,6 +112,72 @@ class V1Manager(Manager):
             if time.monotonic() > deadline:
                 raise CgroupError(f"processes left in cgroup {self.name}: {pids}")
             time.sleep(0.01)
+
+
+    # -- limits ----------------------------------------------------------------------
+    def _dir(self, ctrl, what):
+        point = self.mounts.get(ctrl)  # co-mounted ones (cpu,cpuacct) share a directory
+        if point is None:
+            raise CgroupError(f"no {ctrl} cgroup hierarchy on this host: cannot set {what}")
+        return os.path.join(point, self.parent, self.name)
+
+    def _apply(self, r):
+        if r.memory is not None or r.memory_swap is not None:
+            self._memory_and_swap(r.memory, r.memory_swap)
+        if r.memory_reservation is not None:
+            _write_limit(self._dir("memory", "--memory-reservation"),
+                         "memory.soft_limit_in_bytes", r.memory_reservation or UNLIMITED)
+        if r.oom_kill_disable is not None:
+            _write_limit(self._dir("memory", "--oom-kill-disable"), "memory.oom_control",
+                         int(r.oom_kill_disable))
+        if r.cpu_shares is not None:
+            _write_limit(self._dir("cpu", "--cpu-shares"), "cpu.shares", r.cpu_shares)
+        if r.cpu_period is not None or r.cpu_quota is not None:
+            self._cfs(r.cpu_period, r.cpu_quota)
+        for value, name in ((r.cpuset_cpus, "cpuset.cpus"), (r.cpuset_mems, "cpuset.mems")):
+            if value:
+                _write_limit(self._dir("cpuset", f"--{name.replace('.', '-')}"), name, value)
+        if r.pids_limit is not None:
+            _write_limit(self._dir("pids", "--pids-limit"), "pids.max",
+                         r.pids_limit if r.pids_limit > 0 else "max")
+        if r.blkio_weight:  # only where the kernel has a weight (CFQ, or BFQ's file)
+            path = self._dir("blkio", "--blkio-weight") if "blkio" in self.mounts else None
+            for name in ("blkio.weight", "blkio.bfq.weight"):
+                if path and os.path.exists(os.path.join(path, name)):
+                    _write_limit(path, name, r.blkio_weight)
+                    break
+
+    def _memory_and_swap(self, memory, swap):
+        """memory.memsw.limit_in_bytes (memory + swap) may never be below the memory limit:
+        raising both writes memsw first, lowering them memory first (as runc does)."""
+        path = self._dir("memory", "--memory")
+        memsw = os.path.join(path, "memory.memsw.limit_in_bytes")
+        writes = [("memory.limit_in_bytes", memory or UNLIMITED, "--memory")]
+        if swap is not None and os.path.exists(memsw):
+            writes.append(("memory.memsw.limit_in_bytes", swap or UNLIMITED, "--memory-swap"))
+            current = int(_read(memsw))
+            if swap == UNLIMITED or 0 <= current < swap:
+                writes.reverse()
+        for name, value, what in writes:
+            _write_limit(path, name, value, what)
+
+    def _cfs(self, period, quota):
+        """A period shorter than the quota set may be refused: then the quota goes first."""
+        path = self._dir("cpu", "--cpus")
+        writes = [("cpu.cfs_period_us", period), ("cpu.cfs_quota_us", quota)]
+        writes = [(name, value) for name, value in writes if value is not None]
+        try:
+            for name, value in writes:
+                _write_limit(path, name, value)
+        except CgroupError:
+            for name, value in reversed(writes):
+                _write_limit(path, name, value)
+
+    def oom_kills(self):
+        if "memory" not in self.mounts:
+            return None
+        return _keyed_value(os.path.join(self._dir("memory", ""), "memory.oom_control"),
+                            "oom_kill")
 
 
 def _init_cpuset(path):
