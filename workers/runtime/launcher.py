@@ -49,7 +49,7 @@ REQUEST_TIMEOUT = 5.0
 TITLE = b"workers.runtime.shim "  # the cmdline a forked shim shows (ps, pgrep -f)
 # the files whose change makes a running launcher stale (its shims would run old code)
 CODE_FILES = ("__init__.py", "shim.py", "redisclient.py", "nsinit.py", "linux.py", "launcher.py",
-              "shimexec.py", "execinit.py", "security.py")
+              "shimexec.py", "execinit.py", "security.py", "mounts.py", "volumes.py", "userns.py")
 
 
 def code_token(python):

@@ -19,10 +19,10 @@ Spec fields (``ContainerSpec``): ``userns_mode`` ("" or "host": no user namespac
 from __future__ import annotations
 
 import _socket  # not socket: PID 1's path stays light (see nsinit)
-import array
 import ctypes
 import os
 import stat
+import struct  # not array: it imports collections (idle shims stay small)
 
 from . import linux as L
 
@@ -377,7 +377,7 @@ def release_child(cfg: dict, pid: int, sock, enter_cgroup) -> None:
             for layer in cfg["layers"]:
                 fds.append(idmapped_tree(layer, userns_fd))
             sock.sendmsg([b"g"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                   array.array("i", fds).tobytes())])
+                                   struct.pack(f"{len(fds)}i", *fds))])
         finally:
             for fd in fds + [userns_fd]:
                 os.close(fd)
@@ -389,19 +389,20 @@ def wait_parent(sock, cfg: dict) -> list[int]:
     """In PID 1: wait for the parent's go and become root of the user namespace. Returns
     the idmapped layers' fds, or [] for the shifted copies (see ``lower_dirs``)."""
     count = len(cfg["layers"])
-    fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(1, _socket.CMSG_SPACE(count * fds.itemsize))
+    fds: list[int] = []
+    msg, anc, _flags, _addr = sock.recvmsg(1, _socket.CMSG_SPACE(count * 4))
     sock.close()
     for level, kind, data in anc:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
     if not (msg == b"c" and not fds or msg == b"g" and len(fds) == count):
         os._exit(127)  # the parent failed and reports why
     # our ids are still the node's root (unmapped here): take the namespace's root
     os.setresgid(0, 0, 0)
     os.setgroups([])
     os.setresuid(0, 0, 0)
-    return list(fds)
+    return fds
 
 
 def lower_dirs(cfg: dict, fds: list[int]) -> list[str]:

@@ -14,15 +14,14 @@ the panel (e.g. a container restarted by reconciliation after a reboot).
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 import stat
 
 from . import linux
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# json, re and shutil are imported where they are used: the shim launcher preloads this module
+# (through mounts) and every idle shim would carry them
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 OPTION_KEYS = ("type", "o", "device", "size")
 # Docker's local driver: an option that needs another one
 REQUIRED_WITH = {"device": ("type",), "type": ("device",), "o": ("device",)}
@@ -39,12 +38,24 @@ FLAG_WORDS = {
 }
 
 
+def _json():
+    import json
+
+    return json
+
+
 class VolumeError(ValueError):
     """Invalid volume options, or a volume the node cannot provide."""
 
 
+def valid_name(name) -> bool:
+    """Docker's rule for a local volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+."""
+    return (isinstance(name, str) and len(name) >= 2 and name[0].isascii()
+            and name[0].isalnum() and NAME_CHARS.issuperset(name))
+
+
 def validate_name(name: str) -> None:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not valid_name(name):
         raise VolumeError(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
@@ -114,7 +125,7 @@ class VolumeStore:
 
     def names(self) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(self.root) if NAME_RE.match(n))
+            return sorted(n for n in os.listdir(self.root) if valid_name(n))
         except FileNotFoundError:
             return []
 
@@ -132,14 +143,14 @@ class VolumeStore:
         if options and not os.path.exists(opts):
             tmp = opts + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(options, f)
+                f.write(_json().dumps(options))
             os.rename(tmp, opts)
         return os.path.join(path, "_data")
 
     def options(self, name: str) -> dict:
         try:
             with open(os.path.join(self.path(name), "opts.json"), encoding="utf-8") as f:
-                return json.load(f)
+                return _json().loads(f.read())
         except FileNotFoundError:
             return {}
 
@@ -184,6 +195,8 @@ class VolumeStore:
         self.deactivate(name)
         if linux.mounts_under(path):
             raise VolumeError(f"remove {name}: still mounted on the node")
+        import shutil
+
         shutil.rmtree(path)
 
     def size(self, name: str) -> int:
