@@ -34,7 +34,7 @@ def _time(value):
     # Python parses at most microseconds; the shim writes nanoseconds.
     if "." in text:
         head, _, tail = text.partition(".")
-        digits = "".join(c for c in tail if c.isdigit())
+        digits = tail[:len(tail) - len(tail.lstrip("0123456789"))]
         zone = tail[len(digits):]
         text = f"{head}.{digits[:6]}{zone}"
     return datetime.fromisoformat(text)

@@ -260,7 +260,8 @@ def _field_of(exc, message: str, form_class=RunForm) -> str | None:
     """Which field an error from the services belongs to (None: the whole form)."""
     if isinstance(exc, NotFound) and "image" in message.lower():
         return "image"
-    if isinstance(exc, Conflict) or message.startswith("Invalid container name"):
+    if (isinstance(exc, Conflict) and "container name" in message
+            or message.startswith("Invalid container name")):
         return "name"
     lowered = message.lower()
     pairs = [("working directory", "working_dir"), ("restart policy", "restart_policy"),

@@ -4,7 +4,7 @@ request, per-line errors, and the services' refusals on the right field."""
 import pytest
 
 from panel.containers.models import Container
-from panel.web.run_sections.storage import parse_mount, ram_in_bytes
+from panel.web.run_sections.storage import parse_mount
 
 from .conftest import make_user
 
@@ -110,7 +110,5 @@ def test_parse_mount_and_sizes():
     assert parse_mount("dst=/data") == {"Type": "volume", "Target": "/data"}
     assert parse_mount('type=bind,"src=/a,b",dst=/c,ro=false') == {
         "Type": "bind", "Source": "/a,b", "Target": "/c", "ReadOnly": False}
-    assert (ram_in_bytes("64m"), ram_in_bytes("1.5g"), ram_in_bytes("512KiB"),
-            ram_in_bytes("100")) == (64 << 20, 3 << 29, 512 << 10, 100)
-    with pytest.raises(ValueError):
-        ram_in_bytes("64x")
+    assert parse_mount("type=tmpfs,dst=/t,tmpfs-size=1.5g") == {
+        "Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 3 << 29}}

@@ -1,8 +1,9 @@
 """The run form's Storage section: `-v`, `--mount`, `--tmpfs` and `--volumes-from`.
 
 Each field takes one flag's value per line and is turned into Docker's request as the docker
-CLI does it (HostConfig.Binds, Mounts, Tmpfs, VolumesFrom). The request's rules are panel.containers.mounts.validate's: each
-line is checked with it on its own, so an error names its line."""
+CLI does it (HostConfig.Binds, Mounts, Tmpfs, VolumesFrom). The request's rules are
+panel.containers.mounts.validate's: each line is checked with it on its own, so an error
+names its line."""
 
 import csv
 import os
@@ -13,22 +14,13 @@ from django import forms
 from panel.containers import mounts as container_mounts
 from panel.containers import policy
 from panel.containers import services as containers
-from panel.errors import DockyardError
+from panel.containers.resources import parse_bytes
+from panel.errors import DockyardError, InvalidParameter
 
 from . import RunSection
 
-# docker's units.RAMInBytes: a number with an optional binary unit, "64m", "1.5g", "512KiB"
-_RAM_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
-_RAM_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _TRUE = {"1", "t", "true"}  # Go's strconv.ParseBool, as the docker CLI reads readonly=...
 _FALSE = {"0", "f", "false"}
-
-
-def ram_in_bytes(text: str) -> int:
-    match = _RAM_SIZE.match(text.strip())
-    if not match:
-        raise ValueError(text)
-    return int(float(match[1]) * _RAM_UNITS[(match[2] or "").lower()])
 
 
 def _parse_bool(key: str, value: str) -> bool:
@@ -85,8 +77,8 @@ def parse_mount(text: str) -> dict:
             config["Options"] = _key_value_into(config.get("Options"), value)
         elif key == "tmpfs-size":
             try:
-                options["tmpfs"]["SizeBytes"] = ram_in_bytes(value)
-            except ValueError:
+                options["tmpfs"]["SizeBytes"] = parse_bytes(value)
+            except InvalidParameter:
                 raise forms.ValidationError(f"invalid value for {key}: {value}") from None
         elif key == "tmpfs-mode":
             try:
