@@ -1,6 +1,7 @@
 """Fixtures of the panel's view tests: two teams, their members, an image, and a logged-in client."""
 
 import os
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,18 +106,38 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_stack):
-    """A page logged in as the live stack's admin; fails the test on any page error."""
+def _logged_in_page(browser, live_stack, username, password):
+    """A page logged in as ``username``; fails the test on any page error."""
     context = browser.new_context(viewport={"width": 1360, "height": 1000})
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live_stack.panel_url}/login/")
-    page.fill("#id_username", live_stack.admin_username)
-    page.fill("#id_password", live_stack.admin_password)
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_stack.panel_url}/")
     yield page
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser, live_stack):
+    """A page logged in as the live stack's admin."""
+    yield from _logged_in_page(browser, live_stack, live_stack.admin_username,
+                               live_stack.admin_password)
+
+
+@pytest.fixture
+def operator_page(browser, live_stack):
+    """A page logged in as a new operator of the live stack's default team (not a site
+    admin), for the refusals of what only site admins may ask for."""
+    username, password = f"op-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    live_stack.manage("shell", "-c", (
+        "from django.contrib.auth import get_user_model\n"
+        "from panel.teams.models import Membership\n"
+        "from panel.teams.services import default_team\n"
+        f"user = get_user_model().objects.create_user({username!r}, password={password!r})\n"
+        "Membership.objects.create(user=user, team=default_team(), role='operator')\n"))
+    yield from _logged_in_page(browser, live_stack, username, password)

@@ -45,33 +45,13 @@ def test_cap_drop_from_the_form_shows_on_the_container_page(live_stack, page):
         live_stack.docker_cli("rm", "-f", name, timeout=60)
 
 
-def _create_user(live_stack, username: str, password: str) -> None:
-    """An operator of the default team in the live stack's database (not a site admin)."""
-    live_stack.manage("shell", "-c", (
-        "from django.contrib.auth import get_user_model\n"
-        "from panel.teams.models import Membership\n"
-        "from panel.teams.services import default_team\n"
-        f"user = get_user_model().objects.create_user({username!r}, password={password!r})\n"
-        "Membership.objects.create(user=user, team=default_team(), role='operator')\n"))
-
-
-def test_privileged_is_refused_to_a_non_admin_with_a_clear_error(live_stack, browser):
+def test_privileged_is_refused_to_a_non_admin_with_a_clear_error(live_stack, operator_page):
     from playwright.sync_api import expect
 
-    username, password = f"op-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    page = operator_page
     name = f"web-priv-{secrets.token_hex(3)}"
     url = live_stack.panel_url
-    _create_user(live_stack, username, password)
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(f"{url}/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{url}/")
         page.goto(f"{url}/containers/new/")
         page.fill("#id_image", IMAGE)
         page.fill("#id_name", name)
@@ -90,5 +70,3 @@ def test_privileged_is_refused_to_a_non_admin_with_a_clear_error(live_stack, bro
         assert name not in r.stdout.split()
     finally:
         live_stack.docker_cli("rm", "-f", name, timeout=60)
-        context.close()
-    assert not errors, errors
