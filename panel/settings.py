@@ -31,6 +31,24 @@ USERNS_REMAP = os.environ.get("DOCKYARD_USERNS_REMAP", "")
 _userns_remap.parse_remap(USERNS_REMAP)  # refuse a bad value at start-up
 
 
+def _env_subnet(name: str, default: str) -> str:
+    import ipaddress
+
+    value = os.environ.get(name, default)
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"{name} must be an IPv4 subnet like 172.31.0.0/16, not {value!r}") \
+            from None
+    if network.prefixlen > 30:
+        raise ValueError(f"{name} is too small for containers: {value!r}")
+    return str(network)
+
+
+# The default "bridge" network's subnet (away from Docker's own 172.17.0.0/16).
+BRIDGE_SUBNET = _env_subnet("DOCKYARD_BRIDGE_SUBNET", "172.31.0.0/16")
+
+
 def _env_seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None:

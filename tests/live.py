@@ -773,6 +773,8 @@ class LiveStack:
             DOCKYARD_API_TCP=f"127.0.0.1:{self.api_tcp_port}",
             DOCKYARD_SECRET_KEY=secrets.token_urlsafe(40),
             DOCKYARD_DEBUG="0",
+            # Stacks run side by side: each default bridge gets its own /24 (no route clash).
+            DOCKYARD_BRIDGE_SUBNET=f"172.31.{secrets.randbelow(256)}.0/24",
         )
         env.update(self.extra_env)
         return env

@@ -11,6 +11,7 @@ from workers.runtime.images import ImageStore
 
 log = logging.getLogger(__name__)
 _bridge = None
+_resolver = None  # the embedded DNS resolver; only the worker's node services run one
 
 
 @functools.cache
@@ -23,20 +24,37 @@ def runtime() -> Runtime:
 
 
 @functools.cache
+def network():
+    """This node's NetworkManager (bridges, veths, netns files, nftables)."""
+    from workers.runtime.network import NetworkManager
+
+    return NetworkManager(str(settings.STATE_ROOT), settings.RESOURCE_PREFIX)
+
+
+def resolver():
+    """The worker's embedded DNS resolver (workers/runtime/network/dns.py), None elsewhere."""
+    return _resolver
+
+
+@functools.cache
 def image_store() -> ImageStore:
     return ImageStore(str(settings.STATE_ROOT))
 
 
 def start_services() -> None:
-    global _bridge
+    global _bridge, _resolver
     from panel.events.bridge import EventBridge
+    from panel.networks import dns
     from panel.nodes.services import local_node
+    from workers.runtime.network.dns import Resolver
 
     from . import reconcile
 
     node = local_node()
     runtime().start_launcher()  # so that even the first start skips the interpreter start-up
     reconcile.reconcile_node(node, runtime())
+    _resolver = Resolver()
+    dns.refresh()  # containers that kept running through a worker restart: names again
     _bridge = EventBridge(settings.REDIS_URL, node, runtime())
     threading.Thread(target=_bridge.run, name="dockyard-event-bridge", daemon=True).start()
     log.info("node %s: reconciled and following shim events", node.name)
@@ -45,3 +63,5 @@ def start_services() -> None:
 def stop_services() -> None:
     if _bridge is not None:
         _bridge.stop()
+    if _resolver is not None:
+        _resolver.close()

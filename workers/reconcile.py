@@ -31,6 +31,24 @@ def reconcile_node(node, runtime) -> None:
     for container_id in on_disk - known:
         log.warning("removing unknown container %s from the state root", container_id)
         runtime.remove(container_id, force=True)
+    _reconcile_networks(node)
+
+
+def _reconcile_networks(node) -> None:
+    """The bridges of the database's networks exist; links, netns files and rules of no
+    network and no running container are removed."""
+    from panel.containers import networking
+    from panel.networks import services as networks
+
+    networks.ensure_defaults(node)
+    configs = [networks.network_config(n) for n in networks.bridge_networks(node)]
+    live = {c.id: [networks.runtime_endpoint(e) for e in networks.endpoints_of(c)]
+            for c in Container.objects.filter(node=node) if c.is_running}
+    manager = networking.node_network()
+    for stray in manager.reconcile(configs, live):
+        log.info("removed stray network object %s", stray)
+    for config in configs:
+        manager.ensure_network(config)
 
 
 def _should_restart(container, state) -> bool:
@@ -46,9 +64,12 @@ def _should_restart(container, state) -> bool:
 
 
 def _restart(container, runtime) -> None:
+    from panel.containers import networking
     from panel.containers.specs import runtime_spec
+    from panel.errors import Conflict
     from workers import node
     from workers.runtime.container import RuntimeError_
+    from workers.runtime.network.types import NetworkError
     from workers.runtime.spec import SpecError
 
     log.info("restarting %s (%s): its restart policy says so", container.name, container.id)
@@ -56,8 +77,9 @@ def _restart(container, runtime) -> None:
         store = node.image_store()
         layers = [store.layer_dir(diff_id) for diff_id in container.image.layers]
         runtime.create(runtime_spec(container, layers))
+        networking.plumb(container)
         runtime.start(container.id)
-    except (RuntimeError_, SpecError, OSError) as exc:
+    except (RuntimeError_, SpecError, OSError, Conflict, NetworkError) as exc:
         log.warning("could not restart %s: %s", container.id, exc)
         observed.record_start_failure(container, str(exc))
         return

@@ -5,16 +5,19 @@ import logging
 from celery import shared_task
 from django.db import close_old_connections
 
-from panel.containers import history, observed
+from panel.containers import history, networking, observed
 from panel.containers import resources as limits
 from panel.containers.models import Container
 from panel.containers.specs import runtime_spec
-from panel.errors import DockyardError
+from panel.errors import Conflict, DockyardError
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
+from panel.networks import dns as names
+from panel.networks import services as networks
 from panel.volumes import services as volumes
 from workers import node
 from workers.runtime.container import RuntimeError_, StartError
+from workers.runtime.network.types import NetworkConfig, NetworkError
 from workers.runtime.spec import SpecError
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,7 @@ def run_job(job_id: str) -> None:
     jobs.mark(job, Job.State.RUNNING)
     try:
         result = HANDLERS[job.kind](job)
-    except (DockyardError, RuntimeError_, SpecError, OSError, ValueError) as exc:
+    except (DockyardError, RuntimeError_, SpecError, NetworkError, OSError, ValueError) as exc:
         log.warning("job %s %s failed: %s", job.id, job.kind, exc)
         jobs.mark(job, Job.State.FAILED, error=str(exc))
     except Exception as exc:
@@ -43,15 +46,24 @@ def _container(job: Job) -> Container:
     return Container.objects.select_related("image", "team", "node").get(pk=job.target_id)
 
 
-def start_container(job: Job) -> dict:
-    container = _container(job)
+def _create(container: Container) -> None:
+    """The runtime's config (and the name files: hosts, resolv.conf) from the row."""
     store = node.image_store()
     layers = [store.layer_dir(diff_id) for diff_id in container.image.layers]
+    node.runtime().create(runtime_spec(container, layers))
+
+
+def start_container(job: Job) -> dict:
+    container = _container(job)
     rt = node.runtime()
-    rt.create(runtime_spec(container, layers))
+    _create(container)
     try:
+        networking.plumb(container)  # bridge, netns, veths, host ports
+        names.refresh(starting=container.id)  # 127.0.0.11 answers before its process runs
         pid = rt.start(container.id)
-    except StartError as exc:
+    except (StartError, Conflict) as exc:
+        networking.unplumb(container)
+        names.refresh()  # not served: it does not run
         observed.record_start_failure(container, str(exc))
         raise
     observed.sync(container, rt.state(container.id))
@@ -109,6 +121,7 @@ def remove_container(job: Job) -> dict:
     except Container.DoesNotExist:
         return {}
     node.runtime().remove(container.id, force=True)
+    networking.unplumb(container)
     observed.removed(container, actor=job.actor)
     if job.payload.get("volumes") or container.host_config.get("AutoRemove"):  # rm -v, --rm
         for name in volumes.release_anonymous(container, actor=job.actor):
@@ -136,6 +149,44 @@ def remove_volume(job: Job) -> dict:
     return {}
 
 
+def create_network(job: Job) -> dict:
+    """network.create (and a changed policy): the bridge and its rules; idempotent."""
+    node.network().ensure_network(NetworkConfig(**job.payload["network"]))
+    return {}
+
+
+def remove_network(job: Job) -> dict:
+    node.network().remove_network(NetworkConfig(**job.payload["network"]))
+    return {}
+
+
+def connect_network(job: Job) -> dict:
+    """A running container joins one more network (a stopped one does at its next start)."""
+    container = _container(job)
+    endpoint = networks.endpoint_from_payload(job.payload["endpoint"])
+    if container.is_running:
+        node.network().ensure_network(endpoint.network)
+        node.network().connect(container.id, endpoint)
+        _names_changed(container)
+    return {}
+
+
+def disconnect_network(job: Job) -> dict:
+    endpoint = networks.endpoint_from_payload(job.payload["endpoint"])
+    node.network().disconnect(job.target_id, endpoint)
+    container = Container.objects.filter(pk=job.target_id).first()
+    if container is not None and container.is_running:
+        _names_changed(container)
+    return {}
+
+
+def _names_changed(container: Container) -> None:
+    """A running container's networks changed: its /etc/hosts and resolv.conf (rewritten
+    in place, as Docker does) and the embedded resolver's views."""
+    _create(container)
+    names.refresh()
+
+
 HANDLERS = {
     "container.start": start_container,
     "container.stop": stop_container,
@@ -147,4 +198,8 @@ HANDLERS = {
     "container.update": update_container,
     "volume.create": create_volume,
     "volume.remove": remove_volume,
+    "network.create": create_network,
+    "network.remove": remove_network,
+    "network.connect": connect_network,
+    "network.disconnect": disconnect_network,
 }

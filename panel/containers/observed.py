@@ -11,8 +11,9 @@ from django.db import transaction
 from panel.audit import services as audit
 from panel.errors import Conflict
 from panel.events import publish
+from panel.networks import dns as names
 
-from . import history
+from . import history, networking
 from .models import Container
 
 _RUNTIME_STATES = {
@@ -84,6 +85,10 @@ def sync(container: Container, state, event: dict | None = None) -> Container:
                      obj_id=row.id, obj_repr=row.name, before={"state": before},
                      after={"state": row.state, "exit_code": row.exit_code}, source="system")
     publish.container_state(row)
+    if before != row.state and row.state in (Container.State.EXITED, Container.State.DEAD):
+        transaction.on_commit(lambda: networking.unplumb(row))  # stopped for good: host ports
+    if before != row.state:
+        transaction.on_commit(names.refresh)  # who answers to its names changed
     if row.state in (Container.State.EXITED, Container.State.DEAD) and row.host_config.get("AutoRemove"):
         transaction.on_commit(lambda: _auto_remove(row))
     return row
@@ -117,3 +122,4 @@ def removed(container: Container, actor=None) -> None:
     history.record(container, "destroy", actor=actor, state="removed")
     Container.objects.filter(pk=container.pk).delete()
     publish.container_removed(container.id, team_id, container.exit_code)
+    transaction.on_commit(names.refresh)

@@ -14,7 +14,7 @@ from panel.jobs import services as jobs
 from panel.nodes.services import local_node
 from panel.teams.services import check_permission, primary_team, teams_of
 
-from . import history, mounts, names, policy, sharing, userns
+from . import history, mounts, names, networking, policy, sharing, userns
 from . import resources as limits  # cgroup limits: completed at create, docker update
 from .models import Container
 from .specs import validate_request
@@ -62,8 +62,9 @@ def _enqueue(kind: str, container: Container, actor, payload: dict | None = None
 
 
 def create(*, acting_user, config: dict, host_config: dict | None = None, name: str | None = None,
-           team=None, source: str = "api") -> Container:
-    """Record a new container in state created; the worker prepares its root at start."""
+           team=None, source: str = "api", networking_config: dict | None = None) -> Container:
+    """Record a new container in state created; the worker prepares its root at start.
+    ``networking_config``: the request's NetworkingConfig (--ip, --network-alias)."""
     team = team or primary_team(acting_user)
     check_permission(acting_user, team, "operate")
     host_config = host_config or {}
@@ -73,6 +74,8 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
     policy.check_security(acting_user, team, host_config)  # --privileged, --device, caps...
     userns.check_policy(acting_user, team, host_config)  # --userns host on a remapping node
     joins = sharing.resolve_joins(acting_user, host_config)  # --pid/--ipc container:<x>
+    net_plan = networking.resolve(acting_user, config, host_config, networking_config)
+    joins.update({"net": net_plan["join"]} if net_plan["join"] else {})  # --network container:
     image = images.resolve(acting_user, request.image_ref)
     mount_list = mounts.resolve(acting_user=acting_user, team=team, config=config,
                                 host_config=host_config, image=image)  # -v, --mount, ...
@@ -98,6 +101,7 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
                 created_by=acting_user,
             )
             mounts.make_volumes(acting_user=acting_user, container=container, source=source)
+            networking.make_endpoints(container, net_plan)  # its address (IPAM)
             audit.record("container.create", actor=acting_user, team=team, obj_type="container",
                          obj_id=container.id, obj_repr=container.name, after=_summary(container),
                          source=source)

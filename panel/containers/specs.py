@@ -4,12 +4,11 @@ import signal as signals
 from dataclasses import dataclass
 
 from panel.errors import InvalidParameter
+from panel.networks import dns as names
 
-from . import mounts, resources, security, sharing, userns
+from . import mounts, networking, resources, security, sharing, userns
 
 RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
-# Networking beyond loopback arrives with the Networking issue; refuse what is not built yet.
-NETWORK_MODES = {"", "default", "bridge", "none"}
 
 
 @dataclass
@@ -54,13 +53,12 @@ def validate_request(config: dict, host_config: dict) -> CreateRequest:
     policy = restart_policy(host_config)[0]
     if policy in ("always", "unless-stopped", "on-failure") and host_config.get("AutoRemove"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    network_mode = host_config.get("NetworkMode") or ""
-    if network_mode not in NETWORK_MODES:
-        raise InvalidParameter(f"network mode {network_mode!r} is not supported by this node yet")
     if config.get("StopSignal"):
         parse_signal(config["StopSignal"])
     sharing.validate(config, host_config)  # --pid/--uts/--ipc/--init/--group-add
     mounts.validate(config, host_config)  # -v, --mount, --tmpfs, --volumes-from
+    networking.validate(config, host_config)  # --network, -p, -P, --link
+    names.validate(host_config)  # --dns, --dns-search, --dns-option, --add-host
     resources.validate(config, host_config)  # cgroup limits
     security.validate(config, host_config)  # caps, seccomp, devices, userns...
     userns.validate(config, host_config)  # --userns, and what a user namespace rules out
@@ -126,8 +124,8 @@ def runtime_spec(container, layer_dirs: list[str]):
         args=combine_command(
             image_config.get("Entrypoint"), image_config.get("Cmd"), container.entrypoint, container.cmd
         ),
-        env=merge_env(image_config.get("Env"), container.env, hostname=hostname,
-                      tty=bool(config.get("Tty"))),
+        env=merge_env([*names.link_env(container), *(image_config.get("Env") or [])],
+                      container.env, hostname=hostname, tty=bool(config.get("Tty"))),
         working_dir=container.working_dir or image_config.get("WorkingDir") or "/",
         user=container.user or image_config.get("User") or "",
         hostname=hostname,
@@ -139,6 +137,8 @@ def runtime_spec(container, layer_dirs: list[str]):
         **extras,
         **_restart_fields(container),
         **mounts.runtime_fields(container),
+        **networking.runtime_fields(container),
+        **names.runtime_fields(container),  # --dns..., --add-host, /etc/hosts, --link
         **resources.runtime_fields(container),
         **security.runtime_fields(container),
         **userns.runtime_fields(container),

@@ -41,7 +41,8 @@ async def _aresolve(request, ref: str) -> Container:
 
 def _start_failed(error: str) -> DockyardError:
     """A failed start in Docker's words, which the docker CLI maps to exit codes 126/127."""
-    if error.startswith("internal error"):
+    if error.startswith(("internal error", "driver failed programming",
+                         "cannot join network")):  # the network's, not the process's
         return DockyardError(error)
     if not error.startswith("failed to create task"):
         error = f"failed to create task for container: {error}: unknown"
@@ -177,12 +178,12 @@ def _inspect(request, ref):
 def _create(request):
     body = json_body(request)
     host_config = body.pop("HostConfig", None) or {}
-    body.pop("NetworkingConfig", None)
-    if not isinstance(host_config, dict):
-        raise BadRequest("HostConfig must be a JSON object")
+    networking_config = body.pop("NetworkingConfig", None) or {}
+    if not isinstance(host_config, dict) or not isinstance(networking_config, dict):
+        raise BadRequest("HostConfig and NetworkingConfig must be JSON objects")
     name = request.GET.get("name") or None
     container = services.create(acting_user=request.user, config=body, host_config=host_config,
-                                name=name, source="api")
+                                name=name, source="api", networking_config=networking_config)
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
 
 

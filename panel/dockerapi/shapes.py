@@ -11,6 +11,7 @@ from panel.containers.status import status_text
 from workers.runtime import security as runtime_security
 from workers.runtime.spec import SpecError, combine_command
 
+from . import networks
 from .common import rfc3339, unix
 
 RUNNING_STATES = (Container.State.RUNNING, Container.State.PAUSED, Container.State.RESTARTING)
@@ -153,12 +154,12 @@ def container_summary(container, *, size: bool = False, now=None) -> dict:
         "ImageID": container.image.docker_id,
         "Command": " ".join(args),
         "Created": unix(container.created),
-        "Ports": [],
+        "Ports": networks.summary_ports(container),
         "Labels": merged_labels(container),
         "State": container.state,
         "Status": status_text(container, now),
         "HostConfig": {"NetworkMode": _network_mode(container)},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": networks.networks_of(container)},
         "Mounts": mounts.describe(container),
     }
     if size:
@@ -275,26 +276,7 @@ def container_inspect(container, *, size: bool = False) -> dict:
         },
         "Mounts": mounts.describe(container),
         "Config": container_config(container),
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "HairpinMode": False,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {},
-            "SandboxKey": "",
-            "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None,
-            "EndpointID": "",
-            "Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": networks.network_settings(container),
     }
     if size:
         rw = _size_rw(container.id)

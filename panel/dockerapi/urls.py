@@ -6,7 +6,7 @@ does not include it, so the API is reachable only through the authenticating fro
 
 from django.urls import path, re_path
 
-from . import containers, events, images, pause, system, top, update, volumes
+from . import containers, events, images, networks, pause, system, top, update, volumes
 from . import exec as exec_views
 from . import stats as stats_views
 from .common import not_found
@@ -43,5 +43,11 @@ urlpatterns = [
     path("volumes/create", volumes.volume_create),
     path("volumes/prune", volumes.volume_prune),
     path("volumes/<str:name>", volumes.volume_detail),
+    path("networks", networks.network_list),
+    path("networks/create", networks.network_create),
+    path("networks/prune", networks.network_prune),
+    path("networks/<str:ref>/connect", networks.network_connect),
+    path("networks/<str:ref>/disconnect", networks.network_disconnect),
+    path("networks/<str:ref>", networks.network_detail),
     re_path(r"^(?P<path>.*)$", not_found),
 ]

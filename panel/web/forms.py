@@ -9,6 +9,7 @@ from panel.containers import services as containers
 from panel.errors import Conflict, DockyardError, NotFound
 
 from .run_sections import section_classes
+from .run_sections.network import NetworkSection
 from .run_sections.resources import ResourcesSection
 from .run_sections.security import SecuritySection
 from .run_sections.storage import StorageSection
@@ -16,7 +17,7 @@ from .run_sections.storage import StorageSection
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 
 
-class RunForm(StorageSection, ResourcesSection, SecuritySection, forms.Form):
+class RunForm(StorageSection, NetworkSection, ResourcesSection, SecuritySection, forms.Form):
     """`docker run` in a form: validated here into Docker's request shape, run by the services.
 
     Storage, resource and security settings are ``RunSection``s in ``run_sections/``, added
@@ -239,12 +240,14 @@ class RunForm(StorageSection, ResourcesSection, SecuritySection, forms.Form):
             host_config["Init"] = True
         for cls in section_classes(type(self)):
             cls.apply(self, data, config, host_config)
+        networking_config = config.pop("NetworkingConfig", None)  # beside Config in Docker's body
         team = self.teams.get(data.get("team") or "")
         try:
             with transaction.atomic():
                 container = containers.create(acting_user=self.user, config=config,
                                               host_config=host_config,
-                                              name=data["name"] or None, team=team, source="panel")
+                                              name=data["name"] or None, team=team, source="panel",
+                                              networking_config=networking_config)
                 containers.start(acting_user=self.user, container=container, source="panel")
         except (DockyardError, PermissionDenied) as exc:
             message = getattr(exc, "message", None) or str(exc)

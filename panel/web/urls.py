@@ -1,6 +1,14 @@
 from django.urls import path
 
-from . import exec_views, limits_views, process_views, stats_views, views, volume_views
+from . import (
+    exec_views,
+    limits_views,
+    network_views,
+    process_views,
+    stats_views,
+    views,
+    volume_views,
+)
 
 app_name = "web"
 urlpatterns = [
@@ -28,4 +36,11 @@ urlpatterns = [
     path("volumes/", volume_views.volume_list, name="volume-list"),
     path("volumes/<str:name>/", volume_views.volume_detail, name="volume-detail"),
     path("volumes/<str:name>/remove/", volume_views.volume_remove, name="volume-remove"),
+    path("networks/", network_views.network_list, name="network-list"),
+    path("networks/<str:name>/", network_views.network_detail, name="network-detail"),
+    path("networks/<str:name>/remove/", network_views.network_remove, name="network-remove"),
+    path("networks/<str:name>/connect/", network_views.network_connect, name="network-connect"),
+    path("networks/<str:name>/disconnect/", network_views.network_disconnect,
+         name="network-disconnect"),
+    path("networks/<str:name>/policy/", network_views.network_policy, name="network-policy"),
 ]

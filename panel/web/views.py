@@ -27,6 +27,7 @@ from panel.teams.services import has_permission, teams_of
 from . import logs
 from . import rows as container_rows
 from .forms import RunForm
+from .templatetags.container_network import request_host
 
 JOBS_PER_PAGE = 100
 def _get_container(user, container_id: str) -> Container:
@@ -49,7 +50,8 @@ def container_list(request):
     return render(request, "web/container_list.html", {
         "count": len(rows),
         "running": sum(1 for row in rows if row.is_running),
-        "rows_html": mark_safe(container_rows.render(rows, configs, show_team=live["show_team"])),
+        "rows_html": mark_safe(container_rows.render(rows, configs, show_team=live["show_team"],
+                                                     host=request_host(request))),
         **live,
     })
 
@@ -62,7 +64,8 @@ def container_row(request, container_id):
     if not rows:
         raise Http404("No such container")
     show_team = _live_context(request)["show_team"]
-    return HttpResponse(container_rows.render(rows, configs, show_team=show_team))
+    return HttpResponse(container_rows.render(rows, configs, show_team=show_team,
+                                              host=request_host(request)))
 
 
 def _image_choices(user) -> list[str]:

@@ -203,20 +203,51 @@ def _write_atomic(path: str, text: str) -> None:
         raise
 
 
+# what a start may change as the container's networks change: its addresses, --link
+# entries and their environment variables, the embedded resolver (written anew each time)
+NAME_FIELDS = ("addresses", "links", "env", "embedded_dns")
+
+
+def _write_name_files(cdir: str, spec: ContainerSpec) -> None:
+    """hostname, hosts and resolv.conf, rewritten in place: a running container's bind
+    mounts keep showing them."""
+    for name, text in (("hostname", spec.hostname + "\n"), ("hosts", hosts_file(spec)),
+                       ("resolv.conf", resolv_conf(spec))):
+        path = os.path.join(cdir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+
+
 def _renamed_only(old_config: str, new_config: str) -> bool:
-    """The two configs differ in the container's name (docker rename) or in what docker
-    update changes (limits, restart policy) only."""
+    """The two configs differ in the container's name (docker rename), in what docker
+    update changes (limits, restart policy) or in NAME_FIELDS only."""
     try:
         a, b = json.loads(old_config), json.loads(new_config)
     except ValueError:
         return False
-    for changeable in ("name", "resources", "restart_policy", "restart_max_retries"):
+    for changeable in ("name", "resources", "restart_policy", "restart_max_retries",
+                       *NAME_FIELDS):
         a.pop(changeable, None)
         b.pop(changeable, None)
     return a == b
 
 
-def hosts_file(spec: ContainerSpec) -> str:
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def hosts_file(spec: ContainerSpec, host_file: str = "/etc/hosts") -> str:
+    """Docker's /etc/hosts: the defaults, --add-host entries, --link entries ("<ip>\t<alias>
+    <hostname> [<name>]") and the container's own "<ip>\t<hostname>" per address ("<fqdn>
+    <short>" for an FQDN; 127.0.1.1 without an address). With --network host and no
+    --add-host: the host's file."""
+    if spec.netns == "host" and not spec.extra_hosts:
+        return _read_text(host_file)
     lines = ["127.0.0.1\tlocalhost",
              "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet",
@@ -226,42 +257,63 @@ def hosts_file(spec: ContainerSpec) -> str:
     for entry in spec.extra_hosts:
         host, _, addr = entry.partition(":")
         lines.append(f"{addr}\t{host}")
-    lines.append(f"127.0.1.1\t{spec.hostname}")
+    for link in spec.links:
+        lines.append(f"{link['ip']}\t{' '.join(link['names'])}")
+    own = spec.hostname
+    if "." in own:  # an FQDN: the short name too
+        own += " " + own.split(".", 1)[0]
+    for addr in spec.addresses or ["127.0.1.1"]:
+        lines.append(f"{addr}\t{own}")
     return "\n".join(lines) + "\n"
 
 
 def resolv_conf(spec: ContainerSpec, host_file: str = "/etc/resolv.conf") -> str:
-    """Docker's rules: the host's resolv.conf without loopback nameservers (they are
-    unreachable from the container's network namespace); defaults when none is left;
-    --dns/--dns-search/--dns-option replace the respective lines."""
-    try:
-        with open(host_file, encoding="utf-8", errors="replace") as f:
-            host_lines = f.read().splitlines()
-    except OSError:
-        host_lines = []
+    """Docker's rules. On a user network: the embedded resolver 127.0.0.11 with the search
+    and options (plus ndots:0 unless set), and the servers it forwards to in a comment as
+    Docker writes it. Elsewhere: the host's resolv.conf without loopback nameservers (they
+    are unreachable from the container's network namespace); defaults when none is left.
+    --dns/--dns-search/--dns-option replace the respective lines. With --network host and
+    none of them: the host's file as it is."""
+    overridden = spec.dns or spec.dns_search or spec.dns_options
+    if spec.netns == "host" and not overridden:
+        return _read_text(host_file)
     nameservers, search, options, other = [], [], [], []
-    for line in host_lines:
+    for line in _read_text(host_file).splitlines():
         words = line.split()
         if not words or words[0].startswith(("#", ";")):
             continue
         if words[0] == "nameserver" and len(words) > 1:
-            addr = words[1]
-            if not (addr.startswith("127.") or addr == "::1"):
-                nameservers.append(addr)
+            nameservers.append(words[1])
         elif words[0] in ("search", "domain"):
             search = words[1:]
         elif words[0] == "options":
             options += words[1:]
         else:
             other.append(line)
-    if spec.dns:
-        nameservers = list(spec.dns)
-    if not nameservers:
-        nameservers = list(DEFAULT_NAMESERVERS)
     if spec.dns_search:
         search = [] if spec.dns_search == ["."] else list(spec.dns_search)
     if spec.dns_options:
         options = list(spec.dns_options)
+    if spec.embedded_dns:
+        from .network.dns import EMBEDDED_DNS
+
+        forwarders = list(spec.dns) or [f"host({ns})" for ns in nameservers]
+        if any(o.startswith("ndots:") for o in options):
+            ndots_from = "config" if spec.dns_options else "host"
+        else:
+            ndots_from = "internal"  # names in the view win over the search domains
+            options.append("ndots:0")
+        overrides = [what for what, value in (("nameservers", spec.dns), ("search",
+                     spec.dns_search), ("options", spec.dns_options)) if value]
+        comment = ["", f"# Based on host file: '{host_file}' (internal resolver)",
+                   f"# ExtServers: [{' '.join(forwarders)}]",
+                   f"# Overrides: [{' '.join(overrides)}]",
+                   f"# Option ndots from: {ndots_from}"]
+        nameservers, other = [EMBEDDED_DNS], other + comment
+    else:
+        nameservers = list(spec.dns) or [
+            ns for ns in nameservers if not (ns.startswith("127.") or ns == "::1")
+        ] or list(DEFAULT_NAMESERVERS)
     out = [f"nameserver {ns}" for ns in nameservers]
     if search:
         out.append("search " + " ".join(search))
@@ -419,6 +471,7 @@ class Runtime:
                 return final
             if existing is not None and _renamed_only(existing, config):
                 _write_atomic(os.path.join(final, "config.json"), config)  # docker rename
+                _write_name_files(final, spec)
                 return final
             raise Conflict(f"container {spec.id} already exists with another config")
         work = tempfile.mkdtemp(dir=self.containers, prefix=".new-")
@@ -426,12 +479,7 @@ class Runtime:
             os.chmod(work, 0o711)
             for sub in ("upper", "work", "rootfs"):
                 os.mkdir(os.path.join(work, sub), 0o755)
-            for name, text in (("hostname", spec.hostname + "\n"),
-                               ("hosts", hosts_file(spec)),
-                               ("resolv.conf", resolv_conf(spec))):
-                with open(os.path.join(work, name), "w", encoding="utf-8") as f:
-                    f.write(text)
-                os.chmod(os.path.join(work, name), 0o644)
+            _write_name_files(work, spec)
             with open(os.path.join(work, "container.log"), "w"):
                 pass
             os.chmod(os.path.join(work, "container.log"), 0o640)

@@ -1,7 +1,8 @@
 """The container's side of the shim: runs only in the shim's forked children.
 
 ``spawn()`` is called in C1 (forked from the shim): it clones C2 into new namespaces
-(mount, UTS, IPC, network, PID; and user with a userns-remap, see userns.py) with
+(mount, UTS, IPC, network unless it joins a netns file or the node's (ContainerSpec.netns),
+PID; and user with a userns-remap, see userns.py) with
 ``CLONE_PARENT``, so C2, the PID 1 of the new PID namespace, is a child of the shim
 itself; C2 sets up the root filesystem and execs the container's command. Any failure
 before exec is written to the CLOEXEC error pipe and the child exits with 127; a
@@ -62,6 +63,8 @@ def namespace_flags(cfg: dict) -> int:
         flags &= ~L.CLONE_NEWUTS
     if cfg.get("ipc_mode") == "host" or str(cfg.get("ipc_mode")).startswith("container:"):
         flags &= ~L.CLONE_NEWIPC
+    if cfg.get("netns"):  # "host", or a netns file joined before the clone (_netns_fd)
+        flags &= ~L.CLONE_NEWNET
     if userns.wants_userns(cfg):  # userns-remap: the other namespaces are owned by it
         flags |= L.CLONE_NEWUSER
     return flags
@@ -92,6 +95,34 @@ def _ns_fd(cdir: str, cfg: dict, kind: str) -> int:
     return os.open(f"/proc/{target[0]}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
 
 
+def _netns_fd(cfg: dict) -> int:
+    """An fd of the netns file PID 1 joins (ContainerSpec.netns, made by the network layer),
+    or -1 ("" a new netns, "host" the node's). Joined by the parent before the clone: with a
+    user namespace PID 1 could not join a netns owned by the node's user namespace."""
+    path = cfg.get("netns") or ""
+    if path in ("", "host"):
+        return -1
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InitError(f"cannot join the network namespace {path}: {errmsg(e)}") from None
+
+
+def _joined_ns_fds(cdir: str, cfg: dict) -> list[tuple[int, int]]:
+    """(fd, nstype) of the namespaces the parent enters before cloning PID 1."""
+    out = []
+    try:
+        for fd, nstype in ((_ns_fd(cdir, cfg, "pid"), L.CLONE_NEWPID),
+                           (_netns_fd(cfg), L.CLONE_NEWNET)):
+            if fd >= 0:
+                out.append((fd, nstype))
+    except BaseException:
+        for fd, _ in out:
+            os.close(fd)
+        raise
+    return out
+
+
 def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w: int,
           pid_w: int) -> None:
     """In C1 (forked from a shim that has not imported this module). Never returns."""
@@ -100,10 +131,9 @@ def spawn(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, err_w
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         ensure_shm(cfg, cdir)
-        pid_ns = _ns_fd(cdir, cfg, "pid")
-        if pid_ns >= 0:  # our children (C2) are created in that PID namespace
-            L.setns(pid_ns, L.CLONE_NEWPID)
-            os.close(pid_ns)
+        for fd, nstype in _joined_ns_fds(cdir, cfg):  # C2 is created in these namespaces
+            L.setns(fd, nstype)
+            os.close(fd)
         sync = userns.sync_pair(cfg)
         mark(b"C1: clone C2")
         pid = L.clone(namespace_flags(cfg) | L.CLONE_PARENT)  # PID 1 is the shim's child
@@ -130,30 +160,31 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
     ``shim_console``: the shim's end of the console socket pair (closed in C2)."""
     try:
         ensure_shm(cfg, cdir)
-        pid_ns = _ns_fd(cdir, cfg, "pid")
+        targets = _joined_ns_fds(cdir, cfg)
     except InitError as e:
         raise OSError(3, str(e)) from None
-    own_ns = -1
+    # only our next child is created in the joined PID/net namespaces: switch back after
+    own = []
+    try:
+        for fd, nstype in targets:
+            kind = "pid" if nstype == L.CLONE_NEWPID else "net"
+            own.append((os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), nstype))
+            L.setns(fd, nstype)
+    except OSError:
+        _leave(own)
+        raise
+    finally:
+        for fd, _ in targets:
+            os.close(fd)
     sync = userns.sync_pair(cfg)
-    if pid_ns >= 0:
-        # only our next child is created in that PID namespace: switch back right after
-        own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            L.setns(pid_ns, L.CLONE_NEWPID)
-        except OSError:
-            os.close(own_ns)
-            raise
-        finally:
-            os.close(pid_ns)
     try:
         pid = L.clone(namespace_flags(cfg))
     except OSError:
         pid = -1
         raise
     finally:
-        if own_ns >= 0 and pid != 0:  # the shim's own later children: back to its own
-            L.setns(own_ns, L.CLONE_NEWPID)
-            os.close(own_ns)
+        if pid != 0:  # the shim's own later children: back to its own namespaces
+            _leave(own)
         if sync is not None and pid != 0:
             sync[1].close()
             if pid < 0:
@@ -165,8 +196,8 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
             except InitError as e:
                 raise OSError(3, str(e)) from None
         return pid
-    if own_ns >= 0:
-        os.close(own_ns)
+    for fd, _ in own:
+        os.close(fd)
     try:
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
@@ -179,6 +210,15 @@ def clone_init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, 
         finally:
             os._exit(127)
     os._exit(127)
+
+
+def _leave(own: list[tuple[int, int]]) -> None:
+    """Back into the shim's own namespaces (fds from /proc/self/ns), closing them."""
+    for fd, nstype in reversed(own):
+        try:
+            L.setns(fd, nstype)
+        finally:
+            os.close(fd)
 
 
 def _walk(root: str, rel: str, make: str | None) -> str:
@@ -237,8 +277,14 @@ def setup_rootfs(cfg: dict, cdir: str, userns_fds: list[int] | None = None) -> N
     nsx = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
     L.mount("proc", _walk(rootfs, "proc", "dir"), "proc", nsx)
     # --privileged: a writable /sys (read-only and masked paths: security.harden_rootfs)
-    L.mount("sysfs", _walk(rootfs, "sys", "dir"), "sysfs",
-            nsx if cfg.get("privileged") else nsx | L.MS_RDONLY)
+    sysfs = _walk(rootfs, "sys", "dir")
+    if in_userns and cfg.get("netns"):
+        # the netns belongs to the node's user namespace, so the kernel refuses a sysfs
+        # mount from ours: bind the node's /sys read-only instead, as runc does
+        L.mount("/sys", sysfs, None, L.MS_BIND | L.MS_REC)
+        L.mount(None, sysfs, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | nsx)
+    else:
+        L.mount("sysfs", sysfs, "sysfs", nsx if cfg.get("privileged") else nsx | L.MS_RDONLY)
     dev = _walk(rootfs, "dev", "dir")
     L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
@@ -499,7 +545,8 @@ def init(cfg: dict, cdir: str, stdio: tuple[int, int, int], console_sock, sync=N
     mark(b"C2: hostname, lo, user, caps")
     if not cfg.get("uts_mode"):  # --uts host: the node's hostname, never changed
         L.sethostname(cfg["hostname"])
-    loopback_up()
+    if not cfg.get("netns"):  # a joined netns has lo up already (network/netns.py)
+        loopback_up()
 
     env = list(cfg["env"])
     uid, gid, gids, home = resolve_user(cfg.get("user") or "", cfg.get("group_add") or ())

@@ -6,6 +6,7 @@ Pure data and pure helpers (no syscalls). ``ContainerSpec.to_json()`` is what
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -91,6 +92,17 @@ class ContainerSpec:
     userns_mode: str = ""
     uid_map: list[list[int]] = field(default_factory=list)
     gid_map: list[list[int]] = field(default_factory=list)
+    # -- network (workers/runtime/network): "" a new private netns with only lo (--network
+    # none), "host" the node's, or the absolute path of a netns file to join (a bridge
+    # network's <state root>/netns/<id>, also another container's for container:<id>)
+    netns: str = ""
+    # -- names (workers/runtime/network/dns.py): the container's own addresses (one
+    # "<ip>\t<hostname>" line each in /etc/hosts), --link entries {"ip", "names": [alias,
+    # hostname, name]} (/etc/hosts lines), and whether resolv.conf names the embedded
+    # resolver 127.0.0.11 (a user network)
+    addresses: list[str] = field(default_factory=list)
+    links: list[dict] = field(default_factory=list)
+    embedded_dns: bool = False
 
     def __post_init__(self) -> None:
         if not self.hostname and isinstance(self.id, str):
@@ -207,7 +219,40 @@ def validate(spec: ContainerSpec) -> ContainerSpec:
     validate_resources(spec)
     validate_security(spec)
     userns.validate_maps(spec)
+    validate_netns(spec.netns)
+    if spec.netns == "host":  # they would be the node's own (runc's words)
+        for key in spec.sysctls:
+            if key.startswith("net."):
+                raise SpecError(f'sysctl "{key}" not allowed in host network namespace')
+    validate_names(spec)
     return spec
+
+
+def validate_names(spec: ContainerSpec) -> None:
+    """The container's addresses, its --link entries and the embedded resolver flag."""
+    if not isinstance(spec.embedded_dns, bool):
+        raise SpecError("embedded_dns must be a boolean")
+    if not isinstance(spec.links, list) or not all(isinstance(e, dict) for e in spec.links):
+        raise SpecError("links must be a list of objects")
+    for entry in spec.links:
+        if set(entry) != {"ip", "names"} or not entry["names"] or not all(
+                _NAME_RE.match(n) for n in _str_list(entry["names"], "link names")):
+            raise SpecError(f"invalid link entry {entry!r}: want {{\"ip\", \"names\"}}")
+    _str_list(spec.addresses, "addresses")
+    for ip in _str_list(spec.addresses + [e["ip"] for e in spec.links], "link addresses"):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise SpecError(f"invalid IP address {ip!r}") from None
+
+
+def validate_netns(netns) -> None:
+    """ContainerSpec.netns: "", "host" or an absolute, normalised path."""
+    if not isinstance(netns, str) or "\x00" in netns:
+        raise SpecError("netns must be a string")
+    if netns not in ("", "host") and (
+            not os.path.isabs(netns) or os.path.normpath(netns) != netns):
+        raise SpecError(f"invalid netns {netns!r}: want \"\", \"host\" or an absolute path")
 
 
 def validate_mounts(spec: ContainerSpec) -> None:
