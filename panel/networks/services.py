@@ -144,7 +144,29 @@ def network_config(network: Network):
         id=network.id, name=network.name, bridge=bridge_name(network), subnet=network.subnet,
         gateway=network.gateway, internal=network.internal,
         icc=(network.options or {}).get(ICC, "true").lower() not in ("false", "0"),
-        allow=list(network.allow or []), mtu=int((network.options or {}).get(MTU) or 1500))
+        allow=allowed_pairs(network), mtu=int((network.options or {}).get(MTU) or 1500))
+
+
+def allowed_pairs(network: Network) -> list[dict]:
+    """The allow list with container names replaced by their addresses on this network, as
+    the firewall takes it; a pair whose container has no address here yet is left out (its
+    start re-applies the network's rules)."""
+    addresses = dict(Endpoint.objects.filter(network=network)
+                     .values_list("container__name", "ip"))
+    pairs = []
+    for rule in network.allow or []:
+        src, dst = (addresses.get(rule[end], rule[end]) for end in ("src", "dst"))
+        if all(_is_ipv4(ip) for ip in (src, dst)):
+            pairs.append({**rule, "src": src, "dst": dst})
+    return pairs
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def runtime_endpoint(endpoint: Endpoint):

@@ -11,7 +11,7 @@ forks; ctypes and this module are imported in the forked child.
 ``spawn()`` runs in E1, forked from the shim. E1 joins the container's cgroups (by writing
 itself to each ``cgroup.procs`` of the container's PID 1, e.g. the per-container cgroup
 under the ``dockyard`` parent, when there is one), then every namespace of the container
-(user first when it differs, mount last: setns(mnt) also sets our root and cwd to the
+(net first, then user, mount last: setns(mnt) also sets our root and cwd to the
 container's root, which is the container's pivoted root). Joining a PID namespace takes
 effect for children only, so E1 clones E2 with ``CLONE_PARENT``: E2 lives in the
 container's PID namespace and is the shim's own child (the shim reaps it and gets its
@@ -36,11 +36,13 @@ import stat
 from . import linux as L
 from . import nsinit, security
 
-# order of setns: the user namespace first (it grants the rights for the others), the
-# mount namespace last (it changes our root, and /proc/<pid> must stay reachable before)
-NS_ORDER = (("user", L.CLONE_NEWUSER), ("cgroup", L.CLONE_NEWCGROUP),
-            ("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
-            ("pid", L.CLONE_NEWPID), ("mnt", L.CLONE_NEWNS))
+# order of setns: the network namespace first (the node makes it, so the node's user
+# namespace owns it: once in the container's user namespace we could not join it), then the
+# user namespace (it grants the rights for the rest), the mount namespace last (it changes
+# our root, and /proc/<pid> must stay reachable before)
+NS_ORDER = (("net", L.CLONE_NEWNET), ("user", L.CLONE_NEWUSER), ("cgroup", L.CLONE_NEWCGROUP),
+            ("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("pid", L.CLONE_NEWPID),
+            ("mnt", L.CLONE_NEWNS))
 TIOCSWINSZ = 0x5414
 OCI_PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
 
