@@ -3,6 +3,7 @@
 import inspect
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
@@ -167,3 +168,28 @@ async def not_found(request, path=""):
 
 
 not_found.csrf_exempt = True
+
+
+NODE_JOB_TIMEOUT = 60.0  # what an endpoint that answers after the node's work waits for it
+
+
+async def finish_jobs(job_ids) -> None:
+    """Wait for the node's jobs behind a request that Docker answers synchronously (volume
+    and network create/remove/prune); a failed or late job is the request's error."""
+    from panel.jobs import services as jobs
+    from panel.jobs.models import Job
+
+    for job_id in job_ids:
+        job = await jobs.wait_for(job_id, timeout=NODE_JOB_TIMEOUT)
+        if job.state == Job.State.FAILED:
+            raise DockyardError(job.error or f"{job.kind} failed")
+        if not job.is_terminal:
+            raise DockyardError(f"timed out waiting for {job.kind} on the node")
+
+
+def name_matches(pattern: str, text: str) -> bool:
+    """Docker's `name` filter: a regular expression, or the plain text when it is not one."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return pattern in text

@@ -1,21 +1,24 @@
 """/networks...: thin views over panel.networks.services in Docker's JSON shapes, and the
 network parts of a container's inspect and ps entries (NetworkSettings, Ports)."""
 
-import re
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse
 
 from panel.containers import services as containers
-from panel.errors import DockyardError
-from panel.jobs import services as jobs
-from panel.jobs.models import Job
 from panel.networks import services
 from panel.networks.models import Network
 
-from .common import BadRequest, endpoint, json_body, query_filters, rfc3339
+from .common import (
+    BadRequest,
+    endpoint,
+    finish_jobs,
+    json_body,
+    name_matches,
+    query_filters,
+    rfc3339,
+)
 
-JOB_TIMEOUT = 60.0
 LIST_FILTERS = {"dangling", "driver", "id", "label", "name", "scope", "type"}
 PRUNE_FILTERS = {"label", "label!", "until"}
 _RUNNING = ("running", "paused", "restarting")
@@ -52,22 +55,6 @@ def _prefixlen(network: Network) -> int:
     return int(network.subnet.split("/")[1]) if network.subnet else 0
 
 
-async def _finish(job_ids) -> None:
-    for job_id in job_ids:
-        job = await jobs.wait_for(job_id, timeout=JOB_TIMEOUT)
-        if job.state == Job.State.FAILED:
-            raise DockyardError(job.error or f"{job.kind} failed")
-        if not job.is_terminal:
-            raise DockyardError(f"timed out waiting for {job.kind} on the node")
-
-
-def _matches(pattern: str, text: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return pattern in text
-
-
 def _list(request):
     filters = query_filters(request, known=LIST_FILTERS)
     for kind in filters.get("type", []):
@@ -75,7 +62,7 @@ def _list(request):
             raise BadRequest(f"invalid filter: 'type'='{kind}'")
     found = []
     for network in services.visible_networks(request.user).order_by("name"):
-        if filters.get("name") and not any(_matches(v, network.name) for v in filters["name"]):
+        if filters.get("name") and not any(name_matches(v, network.name) for v in filters["name"]):
             continue
         if filters.get("id") and not any(network.id.startswith(v) for v in filters["id"]):
             continue
@@ -104,7 +91,7 @@ async def _create(request):
         internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
         scope=body.get("Scope") or "", enable_ipv6=bool(body.get("EnableIPv6")),
         source="api")
-    await _finish([network.job.id])
+    await finish_jobs([network.job.id])
     return JsonResponse({"Id": network.id, "Warning": ""}, status=201)
 
 
@@ -115,7 +102,7 @@ def _inspect(request, ref):
 async def _remove(request, ref):
     network = await sync_to_async(services.resolve)(request.user, ref)
     job = await sync_to_async(services.remove)(acting_user=request.user, network=network)
-    await _finish([job.id])
+    await finish_jobs([job.id])
     return HttpResponse(status=204)
 
 
@@ -138,7 +125,7 @@ async def _connect(request, ref):
 
     job = await sync_to_async(connect)()
     if job is not None:
-        await _finish([job.id])
+        await finish_jobs([job.id])
     return HttpResponse(status=200)
 
 
@@ -150,7 +137,7 @@ async def _disconnect(request, ref):
 
     job = await sync_to_async(disconnect)()
     if job is not None:
-        await _finish([job.id])
+        await finish_jobs([job.id])
     return HttpResponse(status=200)
 
 
@@ -158,7 +145,7 @@ async def _prune(request):
     filters = query_filters(request, known=PRUNE_FILTERS)
     removed, made = await sync_to_async(services.prune)(acting_user=request.user,
                                                          filters=filters)
-    await _finish([job.id for job in made])
+    await finish_jobs([job.id for job in made])
     return JsonResponse({"NetworksDeleted": removed or None})
 
 

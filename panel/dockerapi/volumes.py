@@ -1,20 +1,16 @@
 """/volumes...: thin views over panel.volumes.services, in Docker's JSON shapes."""
 
-import re
 from datetime import UTC
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse
 
-from panel.errors import DockyardError, NotFound
-from panel.jobs import services as jobs
-from panel.jobs.models import Job
+from panel.errors import NotFound
 from panel.volumes import services
 from panel.volumes.models import Volume
 
-from .common import BadRequest, endpoint, json_body, qbool, query_filters
+from .common import BadRequest, endpoint, finish_jobs, json_body, name_matches, qbool, query_filters
 
-JOB_TIMEOUT = 60.0
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker 23+ marks anonymous volumes so
 LIST_FILTERS = {"dangling", "driver", "label", "label!", "name"}
 PRUNE_FILTERS = {"label", "label!", "all"}
@@ -35,22 +31,6 @@ def volume_json(volume: Volume) -> dict:
     }
 
 
-async def _finish(job_ids) -> None:
-    for job_id in job_ids:
-        job = await jobs.wait_for(job_id, timeout=JOB_TIMEOUT)
-        if job.state == Job.State.FAILED:
-            raise DockyardError(job.error or f"{job.kind} failed")
-        if not job.is_terminal:
-            raise DockyardError(f"timed out waiting for {job.kind} on the node")
-
-
-def _matches(pattern: str, text: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return pattern in text
-
-
 def _list(request):
     filters = query_filters(request, known=LIST_FILTERS)
     dangling = None
@@ -60,7 +40,7 @@ def _list(request):
         dangling = value.lower() in ("true", "1")
     found = []
     for volume in services.visible_volumes(request.user).order_by("name"):
-        if filters.get("name") and not any(_matches(v, volume.name) for v in filters["name"]):
+        if filters.get("name") and not any(name_matches(v, volume.name) for v in filters["name"]):
             continue
         if filters.get("driver") and volume.driver not in filters["driver"]:
             continue
@@ -80,7 +60,7 @@ async def _create(request):
         driver=body.get("Driver") or "local", labels=body.get("Labels"),
         options=body.get("DriverOpts"), source="api")
     if volume.job is not None:
-        await _finish([volume.job.id])
+        await finish_jobs([volume.job.id])
     return JsonResponse(volume_json(volume), status=201)
 
 
@@ -98,7 +78,7 @@ async def _remove(request, name):
         raise
     job = await sync_to_async(services.remove)(acting_user=request.user, volume=volume,
                                                force=force)
-    await _finish([job.id])
+    await finish_jobs([job.id])
     return HttpResponse(status=204)
 
 
@@ -106,7 +86,7 @@ async def _prune(request):
     filters = query_filters(request, known=PRUNE_FILTERS)
     removed, reclaimed, made = await sync_to_async(services.prune_with_jobs)(
         acting_user=request.user, filters=filters, source="api")
-    await _finish([job.id for job in made])
+    await finish_jobs([job.id for job in made])
     return JsonResponse({"VolumesDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
 

@@ -13,6 +13,7 @@ from .run_sections.network import NetworkSection
 from .run_sections.resources import ResourcesSection
 from .run_sections.security import SecuritySection
 from .run_sections.storage import StorageSection
+from .team_choice import offer_teams
 
 _ENV_KEY = re.compile(r"^[^=\s]+$")
 
@@ -108,14 +109,7 @@ class RunForm(StorageSection, NetworkSection, ResourcesSection, SecuritySection,
     def __init__(self, *args, user, teams, default_team=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.teams = {str(team.pk): team for team in teams}
-        if len(self.teams) < 2:
-            del self.fields["team"]  # the user's only team, chosen by the services
-        else:
-            self.fields["team"].choices = [(pk, team.name) for pk, team in self.teams.items()]
-            self.fields["team"].required = True
-            if default_team is not None:
-                self.fields["team"].initial = str(default_team.pk)
+        self.teams = offer_teams(self, teams, default_team)
 
     def clean_image(self):
         return self.cleaned_data["image"].strip()

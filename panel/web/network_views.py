@@ -23,6 +23,7 @@ from panel.networks import services as networks
 from panel.teams.models import Membership
 from panel.teams.services import has_permission, teams_of
 
+from .team_choice import offer_teams
 from .volume_views import key_value_lines
 
 # (words in a services' error, the form field it belongs to); the first match wins
@@ -80,14 +81,7 @@ class NetworkForm(forms.Form):
 
     def __init__(self, *args, teams, default_team=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.teams = {str(team.pk): team for team in teams}
-        if len(self.teams) < 2:
-            del self.fields["team"]  # the user's only team, chosen by the services
-        else:
-            self.fields["team"].choices = [(pk, team.name) for pk, team in self.teams.items()]
-            self.fields["team"].required = True
-            if default_team is not None:
-                self.fields["team"].initial = str(default_team.pk)
+        self.teams = offer_teams(self, teams, default_team)
 
     def clean_name(self):
         return self.cleaned_data["name"].strip()

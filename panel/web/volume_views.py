@@ -17,6 +17,8 @@ from panel.teams.services import has_permission, teams_of
 from panel.volumes import services as volumes
 from workers.runtime.volumes import VolumeError, validate_name, validate_options
 
+from .team_choice import offer_teams
+
 # (words in a services' error, the form field it belongs to); the first match wins
 _ERROR_FIELDS = (("host path", "options"), ("option", "options"), ("device", "options"),
                  ("name", "name"))
@@ -67,14 +69,7 @@ class VolumeForm(forms.Form):
 
     def __init__(self, *args, teams, default_team=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.teams = {str(team.pk): team for team in teams}
-        if len(self.teams) < 2:
-            del self.fields["team"]  # the user's only team, chosen by the services
-        else:
-            self.fields["team"].choices = [(pk, team.name) for pk, team in self.teams.items()]
-            self.fields["team"].required = True
-            if default_team is not None:
-                self.fields["team"].initial = str(default_team.pk)
+        self.teams = offer_teams(self, teams, default_team)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
