@@ -27,3 +27,12 @@ class NotModified(DockyardError):
 
 class JobFailed(DockyardError):
     status = 500
+
+
+def string_map(value, what: str) -> dict:
+    """A request's map of strings (Labels, Options...): {} when absent; else InvalidParameter."""
+    value = value or {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidParameter(f"{what} must be an object of strings")
+    return value

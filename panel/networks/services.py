@@ -26,7 +26,7 @@ from django.db.models import Q
 
 from panel.audit import services as audit
 from panel.containers.policy import Forbidden
-from panel.errors import Conflict, InvalidParameter, NotFound
+from panel.errors import Conflict, InvalidParameter, NotFound, string_map
 from panel.jobs import services as jobs
 from panel.nodes.models import Node
 from panel.nodes.services import local_node
@@ -199,14 +199,6 @@ def _enqueue(kind: str, network: Network, actor, payload: dict):
                         node=network.node, payload=payload)
 
 
-def _strings(value, what: str) -> dict:
-    value = value or {}
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidParameter(f"{what} must be an object of strings")
-    return value
-
-
 def _ipv4_net(text: str, what: str) -> ipaddress.IPv4Network:
     try:
         net = ipaddress.IPv4Network(text, strict=False)
@@ -287,8 +279,8 @@ def create(*, acting_user, name: str, driver: str = "bridge", labels=None, optio
         raise InvalidParameter(f'scope "{scope}" is not supported by the bridge driver')
     if enable_ipv6:
         raise InvalidParameter("IPv6 networks are not supported by this node")
-    labels = _strings(labels, "Labels")
-    options = _strings(options, "Options")
+    labels = string_map(labels, "Labels")
+    options = string_map(options, "Options")
     if options.get(ICC, "true").lower() not in ("true", "false", "1", "0"):
         raise InvalidParameter(f"invalid value for {ICC}: {options[ICC]}")
     node = local_node()

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from panel.audit import services as audit
 from panel.containers import policy
 from panel.containers.models import Container
-from panel.errors import Conflict, InvalidParameter, NotFound
+from panel.errors import Conflict, InvalidParameter, NotFound, string_map
 from panel.jobs import services as jobs
 from panel.nodes.services import local_node
 from panel.teams.services import (
@@ -80,14 +80,6 @@ def _enqueue(kind: str, volume: Volume, actor, payload: dict):
                         node=volume.node, payload=payload)
 
 
-def _check_strings(value, what: str) -> dict:
-    value = value or {}
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidParameter(f"{what} must be an object of strings")
-    return value
-
-
 def create(*, acting_user, name=None, driver="local", labels=None, options=None, team=None,
            source="api", anonymous=False) -> Volume:
     """`docker volume create`. An existing volume of that name and driver that the user
@@ -99,8 +91,8 @@ def create(*, acting_user, name=None, driver="local", labels=None, options=None,
     driver = driver or "local"
     if driver not in DRIVERS:
         raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
-    labels = _check_strings(labels, "Labels")
-    options = _check_strings(options, "DriverOpts")
+    labels = string_map(labels, "Labels")
+    options = string_map(options, "DriverOpts")
     anonymous = anonymous or not name
     name = name or secrets.token_hex(32)
     try:
