@@ -197,9 +197,9 @@ def _cleanup(rt):
 def runtime_factory(state_root):
     made = []
 
-    def make(redis_url=DEAD_REDIS, node=None, launcher=True):
+    def make(redis_url=DEAD_REDIS, node=None, launcher=True, cgroup_parent=None):
         rt = Runtime(state_root, node=node or "t" + secrets.token_hex(4), redis_url=redis_url,
-                     launcher=launcher)
+                     launcher=launcher, cgroup_parent=cgroup_parent)
         made.append(rt)
         return rt
 

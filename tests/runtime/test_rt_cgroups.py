@@ -13,7 +13,7 @@ from workers.runtime import cgroups
 from workers.runtime.cgroups.config import CgroupConfig, Resources
 from workers.runtime.cgroups.v2 import V2Manager
 from workers.runtime.cgroups.validate import CgroupConfigError, validate
-from workers.runtime.container import Conflict, NotRunning, Runtime
+from workers.runtime.container import Conflict, NotRunning
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -154,19 +154,12 @@ def test_apply_empty_resources_is_a_no_op(parent):
 # ------------------------------------------------------------------ containers
 
 @pytest.fixture(params=["launcher", "direct"])
-def crt(request, state_root, parent):
-    rt = Runtime(state_root, node="t" + secrets.token_hex(4), redis_url=DEAD_REDIS,
-                 launcher=request.param == "launcher", cgroup_parent=parent)
+def crt(request, parent, runtime_factory):
+    # parent first: its teardown (removing the cgroups) runs after the runtime's
+    rt = runtime_factory(launcher=request.param == "launcher", cgroup_parent=parent)
     if request.param == "launcher":
         assert rt.start_launcher()
-    yield rt
-    errors = []
-    for cid in rt.list_ids():
-        try:
-            rt.remove(cid, force=True)
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{cid}: {e!r}")
-    assert not errors, errors
+    return rt
 
 
 def _upper_size(rt, cid, rel):

@@ -14,7 +14,6 @@ from workers.runtime import cgroups
 from workers.runtime.cgroups.config import Resources, quota_from_nano_cpus
 from workers.runtime.cgroups.v2 import V2Manager, cpu_weight, io_weight
 from workers.runtime.cgroups.validate import CgroupConfigError, validate_nano_cpus
-from workers.runtime.container import Runtime
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 MiB = 1024 * 1024
@@ -33,17 +32,9 @@ def _read(path):
 
 
 @pytest.fixture
-def lrt(state_root, cgroup_parent):
-    rt = Runtime(state_root, node="t" + secrets.token_hex(4), redis_url=DEAD_REDIS,
-                 launcher=False, cgroup_parent=cgroup_parent)
-    yield rt
-    errors = []
-    for cid in rt.list_ids():
-        try:
-            rt.remove(cid, force=True)
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{cid}: {e!r}")
-    assert not errors, errors
+def lrt(cgroup_parent, runtime_factory):
+    # cgroup_parent first: its teardown (removing the cgroups) runs after the runtime's
+    return runtime_factory(launcher=False, cgroup_parent=cgroup_parent)
 
 
 def _start(rt, make_spec, args, **resources):

@@ -3,30 +3,22 @@ manual stops that the policy never undoes, the same root kept across restarts.""
 
 import json
 import os
-import secrets
 import time
 
 import pytest
 
-from workers.runtime.container import Conflict, Runtime
+from workers.runtime.container import Conflict
 from workers.runtime.spec import SpecError, validate
 
 
 @pytest.fixture(params=["launcher", "direct"])
-def rrt(request, state_root, redis_server, cgroup_parent):
-    parent = cgroup_parent
-    rt = Runtime(state_root, node="t" + secrets.token_hex(4), redis_url=redis_server,
-                 launcher=request.param == "launcher", cgroup_parent=parent)
+def rrt(request, redis_server, cgroup_parent, runtime_factory):
+    # cgroup_parent first: its teardown (removing the cgroups) runs after the runtime's
+    rt = runtime_factory(redis_url=redis_server, launcher=request.param == "launcher",
+                         cgroup_parent=cgroup_parent)
     if request.param == "launcher":
         assert rt.start_launcher()
-    yield rt
-    errors = []
-    for cid in rt.list_ids():
-        try:
-            rt.remove(cid, force=True)
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"{cid}: {e!r}")
-    assert not errors, errors
+    return rt
 
 
 def _wait_for(pred, timeout=30.0, step=0.05):
