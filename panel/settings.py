@@ -70,6 +70,28 @@ if RESTART_BACKOFF_CAP < RESTART_BACKOFF_BASE:
                      "DOCKYARD_RESTART_BACKOFF_BASE")
 DEBUG = _env_bool("DOCKYARD_DEBUG")
 
+# Registries reached over plain HTTP (Docker's --insecure-registry): host[:port] names or CIDRs.
+# Loopback is insecure by default, as in Docker.
+INSECURE_REGISTRIES = [r.strip() for r in os.environ.get(
+    "DOCKYARD_INSECURE_REGISTRIES", "127.0.0.0/8,localhost").split(",") if r.strip()]
+
+
+def _env_bytes(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of bytes, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
+
+
+# The largest uncompressed layer a pull, load or import may unpack (a size bomb stops there).
+MAX_LAYER_SIZE = _env_bytes("DOCKYARD_MAX_LAYER_SIZE", 16 * 1024**3)
+
 
 def _secret_key() -> str:
     key = os.environ.get("DOCKYARD_SECRET_KEY")

@@ -17,7 +17,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # busybox-static: base images busybox:latest/1.29        chromium + fonts: browser tests
 # nftables: port publishing (nft)                         tini: static init for --init
 # docker.io: the real engine and CLI for interop tests and benchmarks
-# docker-registry: a loopback OCI registry for pull/push tests    skopeo: interop tests
+# docker-registry: a loopback OCI registry for pull/push tests    skopeo, umoci: interop tests
 # iproute2, procps, util-linux, ca-certificates: inspection and probes used by tests/scripts
 # libseccomp2: compiles seccomp profiles (workers/runtime/seccomp.py, via ctypes)
 PACKAGES=(
@@ -29,7 +29,7 @@ PACKAGES=(
   tini
   docker.io
   docker-registry
-  skopeo
+  skopeo umoci
   iproute2 procps util-linux ca-certificates
   libseccomp2
 )

@@ -16,7 +16,9 @@ from panel.networks import dns as names
 from panel.networks import services as networks
 from panel.volumes import services as volumes
 from workers import node
+from workers.image_tasks import IMAGE_HANDLERS
 from workers.runtime.container import RuntimeError_, StartError
+from workers.runtime.images import ImageError
 from workers.runtime.network.types import NetworkConfig, NetworkError
 from workers.runtime.spec import SpecError
 
@@ -32,9 +34,13 @@ def run_job(job_id: str) -> None:
     jobs.mark(job, Job.State.RUNNING)
     try:
         result = HANDLERS[job.kind](job)
-    except (DockyardError, RuntimeError_, SpecError, NetworkError, OSError, ValueError) as exc:
+    except (DockyardError, RuntimeError_, SpecError, NetworkError, ImageError, OSError,
+            ValueError) as exc:
         log.warning("job %s %s failed: %s", job.id, job.kind, exc)
-        jobs.mark(job, Job.State.FAILED, error=str(exc))
+        # An error that knows its HTTP status (a registry's 401/404) hands it to the API.
+        status = getattr(exc, "http_status", None) or getattr(exc, "status", None)
+        jobs.mark(job, Job.State.FAILED, error=str(exc),
+                  result={"status": status} if isinstance(status, int) else None)
     except Exception as exc:
         log.exception("job %s %s crashed", job.id, job.kind)
         jobs.mark(job, Job.State.FAILED, error=f"internal error: {exc}")
@@ -202,4 +208,5 @@ HANDLERS = {
     "network.remove": remove_network,
     "network.connect": connect_network,
     "network.disconnect": disconnect_network,
+    **IMAGE_HANDLERS,
 }

@@ -111,3 +111,10 @@ def job_state(job) -> None:
             "target_id": job.target_id,
         },
     )
+
+
+def job_progress(job_id, event: dict) -> None:
+    """A step of a long job (a layer's download, a load's image) for its live followers: the
+    panel's progress bars and the Docker API's JSON progress stream. Sent at once, as the
+    worker makes progress outside any transaction; the job's result keeps the final truth."""
+    _sender.send([f"job.{job_id}"], {"type": "job.progress", "id": str(job_id), "event": event})

@@ -84,3 +84,89 @@ def build_busybox(*, node, busybox_path: str, tags: list[str]) -> Image:
     image_id = store.put_config(config)
     return register_image(config=config, image_id=image_id, layers=[diff_id],
                           size=len(layer), node=node, tags=tags)
+
+
+# -- the images issue: contracts (bodies by helper C; see /work/notes/images.md) -----------
+# Every function takes the acting user first, checks permission, writes the audit row and,
+# for node work, creates a Job (jobs.enqueue) whose handler lives in workers/image_tasks.py.
+# `source` is the interface ("panel", "api", "command") for the audit row. `auth` is Docker's
+# X-Registry-Auth JSON ({"username", "password", "serveraddress"} or {"identitytoken"}); it
+# travels to the worker sealed (panel/images/credentials.py), never in clear in a Job row.
+
+
+def pull(user, ref: str, *, team=None, auth: dict | None = None, platform: str = "",
+         source: str = "panel", job_id=None):
+    """Job `image.pull`. Progress: Docker's JSON progress messages on the job's group
+    (publish.job_progress). Result: {"id", "tags", "digest", "status"} where status is
+    Docker's last line ("Status: Downloaded newer image for x" / "Image is up to date")."""
+    raise NotImplementedError
+
+
+def push(user, ref: str, *, auth: dict | None = None, source: str = "panel", job_id=None):
+    """Job `image.push`. Result: {"tag", "digest", "size"}."""
+    raise NotImplementedError
+
+
+def tag(user, ref: str, repository: str, tag: str = "latest", *, source: str = "panel") -> Image:
+    raise NotImplementedError
+
+
+def remove(user, ref: str, *, force: bool = False, prune_parents: bool = True,
+           source: str = "panel") -> list[dict]:
+    """docker rmi: Docker's [{"Untagged": "x:y"}, {"Deleted": "sha256:..."}]; the node's
+    files go in a job `image.remove`."""
+    raise NotImplementedError
+
+
+def prune(user, *, all_images: bool = False, filters: dict | None = None,
+          source: str = "panel") -> dict:
+    """docker image prune [-a]: {"ImagesDeleted": [...], "SpaceReclaimed": n}."""
+    raise NotImplementedError
+
+
+def load(user, path: str, *, team=None, source: str = "panel", job_id=None):
+    """Job `image.load` of a spooled archive (the job removes the file). Result:
+    {"images": [{"id", "tags"}]}; progress as "Loading layer" messages."""
+    raise NotImplementedError
+
+
+def save(user, refs: list[str], *, source: str = "panel"):
+    """Job `image.save`. Result: {"path": a spool file the caller streams and removes}."""
+    raise NotImplementedError
+
+
+def import_image(user, path: str, *, repository: str = "", tag: str = "",
+                 changes: list[str] = (), message: str = "", team=None,
+                 source: str = "panel", job_id=None):
+    """Job `image.import` of a spooled rootfs tarball. Result: {"id"}."""
+    raise NotImplementedError
+
+
+def commit(user, container_ref: str, *, repository: str = "", tag: str = "",
+           comment: str = "", author: str = "", changes: list[str] = (),
+           config: dict | None = None, pause: bool = True, source: str = "panel"):
+    """Job `image.commit`. Result: {"id"}."""
+    raise NotImplementedError
+
+
+def export_container(user, container_ref: str, *, source: str = "panel"):
+    """Job `container.export`. Result: {"path": a spool file the caller streams and removes}."""
+    raise NotImplementedError
+
+
+def history(user, ref: str) -> list[dict]:
+    """docker history in the API's shape, newest first."""
+    raise NotImplementedError
+
+
+def disk_usage(user) -> dict:
+    """The images part of `docker system df`: {"LayersSize": n, "Images": [summaries with
+    SharedSize and Containers]}."""
+    raise NotImplementedError
+
+
+def login(user, *, registry: str, username: str, password: str, team=None,
+          source: str = "panel") -> None:
+    """Checks the credentials with the registry (job `registry.login`, waited for), then
+    stores them for the team, encrypted. AuthError-shaped refusal: Unauthorized (401)."""
+    raise NotImplementedError

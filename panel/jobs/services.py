@@ -10,9 +10,13 @@ from .models import Job
 
 
 def enqueue(kind: str, *, target_type: str, target_id: str, target_repr: str = "",
-            actor, team, node, payload: dict | None = None) -> Job:
-    """Create a Job and send it to its node's queue once the transaction commits."""
+            actor, team, node, payload: dict | None = None, job_id=None) -> Job:
+    """Create a Job and send it to its node's queue once the transaction commits.
+
+    A caller that follows the job's progress passes its own `job_id`, so that it can join
+    the job's Channels group before the worker can send anything."""
     job = Job.objects.create(
+        **({"id": job_id} if job_id else {}),
         kind=kind,
         target_type=target_type,
         target_id=target_id,
