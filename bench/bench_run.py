@@ -5,8 +5,8 @@
 
 - Dockyard: through the real docker CLI at unix:///run/dockyard/docker.sock. If the stack
   does not answer, it is started with scripts/stack.sh (and stopped again at the end).
-- Docker: Debian's dockerd (docker.io), started here with its own data and exec roots and
-  socket (unix:///run/dockyard-bench/docker.sock), `--bridge=none --iptables=false
+- Docker: Debian's dockerd (docker.io, tests/peers.py), started here with its own data and
+  exec roots and socket (under /var/tmp/dockyard-bench), `--bridge=none --iptables=false
   --ip6tables=false` so the host's firewall is untouched, and stopped afterwards. It cannot
   pull, so busybox:1.29 is `docker import`ed from the same busybox layer Dockyard builds.
 - runc alone (if installed): `runc run` of a bundle with that layer as rootfs.
@@ -18,15 +18,12 @@ Prints a markdown table (for the README's Benchmarks section) and writes var/ben
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import math
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,61 +36,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.peers import Cli, DockerEngine, ping  # noqa: E402  (shared with the tests)
+
 DOCKYARD_SOCK = os.environ.get("DOCKYARD_API_SOCKET", "/run/dockyard/docker.sock")
-BENCH_RUN = Path("/run/dockyard-bench")
 BENCH_VAR = Path("/var/tmp/dockyard-bench")
 IMAGE = "busybox:1.29"
 
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def docker_cli() -> str:
-    for c in (os.environ.get("DOCKYARD_BENCH_DOCKER_CLI"), "/usr/local/bin/docker", "/usr/bin/docker"):
-        if c and os.access(c, os.X_OK):
-            return c
-    found = shutil.which("docker")
-    if not found:
-        sys.exit("no docker CLI: run scripts/setup.sh (installs docker.io)")
-    return found
-
-
-class Cli:
-    """The real docker CLI against one daemon, with an empty client config."""
-
-    def __init__(self, host: str):
-        self.host = host
-        self.cfg = tempfile.mkdtemp(prefix="dockyard-bench-cli-")
-        Path(self.cfg, "config.json").write_text("{}\n")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        self.env.update(DOCKER_CONFIG=self.cfg, DOCKER_CLI_HINTS="false")
-        self.exe = docker_cli()
-
-    def __call__(self, *args: str, check: bool = True, timeout: float = 120, input: bytes | None = None):
-        r = subprocess.run([self.exe, "-H", self.host, *args], env=self.env, capture_output=True,
-                           timeout=timeout, input=input)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"docker {' '.join(args)} exited {r.returncode}: "
-                               f"{r.stderr.decode(errors='replace').strip()}")
-        return r
-
-    def close(self) -> None:
-        shutil.rmtree(self.cfg, ignore_errors=True)
-
-
-def ping(sock_path: str) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(3)
-            s.connect(sock_path)
-            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-        return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
-    except OSError:
-        return False
 
 
 def time_runs(cli: Cli, n: int, args: list[str]) -> list[float]:
@@ -188,69 +139,10 @@ def busybox_layer() -> bytes:
     return build_busybox_layer(busybox_path=busybox)
 
 
-class Dockerd:
-    """Debian's dockerd on its own socket, data root and exec root; no firewall changes."""
-
-    def __init__(self):
-        self.sock = BENCH_RUN / "docker.sock"
-        self.data = BENCH_VAR / "data"
-        self.exec_root = BENCH_VAR / "exec"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        if not os.path.exists(exe):
-            raise RuntimeError("dockerd not installed (apt-get install docker.io)")
-        if ping(str(self.sock)):
-            raise RuntimeError(f"a daemon already answers on {self.sock}: stop it first")
-        for d in (BENCH_RUN, self.data, self.exec_root):
-            d.mkdir(parents=True, exist_ok=True)
-        logf = open(BENCH_VAR / "dockerd.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [exe, "--data-root", str(self.data), "--exec-root", str(self.exec_root),
-             "-H", f"unix://{self.sock}", "--pidfile", str(BENCH_RUN / "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-             "--userland-proxy=false", "--log-level=warn"],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True,
-        )
-        logf.close()
-        deadline = time.monotonic() + 60
-        while not ping(str(self.sock)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = (BENCH_VAR / "dockerd.log").read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"dockerd did not start:\n{tail}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.proc = None
-        # Its own containerd goes with it; then no mount may be left before deleting.
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f if str(BENCH_VAR) in line.split()[4]
-                    or str(BENCH_RUN) in line.split()[4]]
-        for m in sorted(left, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        shutil.rmtree(BENCH_VAR, ignore_errors=True)
-        shutil.rmtree(BENCH_RUN, ignore_errors=True)
-
-    def version(self) -> str:
-        r = subprocess.run([shutil.which("dockerd") or "/usr/sbin/dockerd", "--version"],
-                           capture_output=True, text=True)
-        return r.stdout.strip().replace("Docker version ", "")
-
-
 def bench_docker(n: int, layer: bytes, results: dict) -> None:
-    engine = Dockerd()
+    engine = DockerEngine(BENCH_VAR)
     engine.start()
-    cli = Cli(f"unix://{engine.sock}")
+    cli = engine.cli
     try:
         results["docker_version"] = engine.version()
         cli("import", "--change", 'CMD ["sh"]', "-", IMAGE, input=layer)
@@ -258,7 +150,6 @@ def bench_docker(n: int, layer: bytes, results: dict) -> None:
         results["docker"] = time_runs(cli, n, ["run", "--rm", IMAGE, "true"])
         results["docker_shim_rss_kib"] = shim_rss(cli, "containerd-shim", "dockyard-bench-idle")
     finally:
-        cli.close()
         engine.stop()
 
 
