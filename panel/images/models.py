@@ -10,6 +10,8 @@ class Image(models.Model):
     config = models.JSONField()  # the OCI image config (architecture, os, config, rootfs, history)
     layers = models.JSONField(default=list)  # diff ids ("sha256:..."), bottom to top
     parent = models.CharField(max_length=64, blank=True)
+    # "localhost:5000/app@sha256:...": the manifests this image was pulled as or pushed to.
+    repo_digests = models.JSONField(default=list, blank=True)
     size = models.BigIntegerField(default=0)
     created = models.DateTimeField()
 
@@ -32,6 +34,10 @@ class Image(models.Model):
     def run_config(self) -> dict:
         return self.config.get("config") or {}
 
+    @property
+    def labels(self) -> dict:
+        return self.run_config.get("Labels") or {}
+
 
 class ImageTag(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
@@ -44,3 +50,23 @@ class ImageTag(models.Model):
 
     def __str__(self):
         return f"{self.repository}:{self.tag}"
+
+
+class RegistryCredential(models.Model):
+    """A team's login to a registry (`docker login`); the password only as a Fernet token."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE,
+                             related_name="registry_credentials")
+    registry = models.CharField(max_length=255)  # "localhost:5000", "docker.io"
+    username = models.CharField(max_length=255)
+    secret = models.TextField()  # credentials.seal({"password": ...})
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "registry"],
+                                               name="unique_team_registry")]
+        ordering = ["registry"]
+
+    def __str__(self):
+        return f"{self.username}@{self.registry}"
