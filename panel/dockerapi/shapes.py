@@ -289,13 +289,19 @@ def repo_tags(image) -> list[str]:
     return [f"{tag.repository}:{tag.tag}" for tag in image.tags.all()]
 
 
+def repo_digests(image) -> list[str]:
+    return list(image.repo_digests or [])
+
+
 def image_summary(image) -> dict:
     tags = repo_tags(image)
+    digests = repo_digests(image)
     return {
         "Id": image.docker_id,
         "ParentId": f"sha256:{image.parent}" if image.parent else "",
-        "RepoTags": tags or ["<none>:<none>"],
-        "RepoDigests": [],
+        # Docker's placeholders for an image with neither tags nor digests.
+        "RepoTags": tags or ([] if digests else ["<none>:<none>"]),
+        "RepoDigests": digests or ([] if tags else ["<none>@<none>"]),
         "Created": unix(image.created),
         "Size": image.size,
         "VirtualSize": image.size,
@@ -333,11 +339,11 @@ def image_inspect(image) -> dict:
     return {
         "Id": image.docker_id,
         "RepoTags": repo_tags(image),
-        "RepoDigests": [],
+        "RepoDigests": repo_digests(image),
         "Parent": f"sha256:{image.parent}" if image.parent else "",
         "Comment": config.get("comment") or "",
         "Created": rfc3339(image.created),
-        "Container": "",
+        "Container": config.get("container") or "",
         "ContainerConfig": {**full_config, "Cmd": None, "Entrypoint": None, "Env": None},
         "DockerVersion": config.get("docker_version") or "",
         "Author": config.get("author") or "",

@@ -12,9 +12,13 @@ from django.utils import timezone
 
 from panel.containers import services as containers
 from panel.containers import userns
+from panel.images import services as images
 from panel.images.services import visible_images
+from panel.volumes import services as volumes
 
 from .common import API_VERSION, DOCKER_HEADERS, MIN_API_VERSION, SERVER_VERSION, endpoint
+from .shapes import container_summary
+from .volumes import volume_json
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}
 
@@ -164,6 +168,26 @@ def _info(request):
     })
 
 
+def _volume_usage(volume) -> dict:
+    size = volumes.size_of(volume)
+    return {**volume_json(volume), "UsageData": {
+        "Size": -1 if size is None else size, "RefCount": len(volumes.users_of(volume))}}
+
+
+def _disk_usage(request):
+    """`docker system df`: the images part comes from the images service."""
+    usage = images.disk_usage(request.user)
+    return JsonResponse({
+        "LayersSize": usage["LayersSize"],
+        "Images": usage["Images"],
+        "Containers": [container_summary(c, size=True)
+                       for c in containers.visible_containers(request.user)],
+        "Volumes": [_volume_usage(v) for v in volumes.visible_volumes(request.user)],
+        "BuildCache": [],
+    })
+
+
 ping = endpoint(GET=_ping)
 version = endpoint(GET=_version)
 info = endpoint(GET=_info)
+disk_usage = endpoint(GET=_disk_usage)

@@ -6,7 +6,19 @@ does not include it, so the API is reachable only through the authenticating fro
 
 from django.urls import path, re_path
 
-from . import containers, events, images, networks, pause, system, top, update, volumes
+from . import (
+    auth,
+    commit,
+    containers,
+    events,
+    images,
+    networks,
+    pause,
+    system,
+    top,
+    update,
+    volumes,
+)
 from . import exec as exec_views
 from . import stats as stats_views
 from .common import not_found
@@ -16,6 +28,9 @@ urlpatterns = [
     path("version", system.version),
     path("info", system.info),
     path("events", events.system_events),
+    path("system/df", system.disk_usage),
+    path("auth", auth.login),
+    path("commit", commit.commit),
     path("containers/json", containers.container_list),
     path("containers/create", containers.container_create),
     path("containers/<str:ref>/json", containers.container_inspect),
@@ -32,13 +47,22 @@ urlpatterns = [
     path("containers/<str:ref>/resize", containers.container_resize),
     path("containers/<str:ref>/stats", stats_views.container_stats),
     path("containers/<str:ref>/update", update.container_update),
+    path("containers/<str:ref>/export", commit.container_export),
     path("containers/<str:ref>/exec", exec_views.container_exec),
     path("exec/<str:exec_id>/json", exec_views.exec_inspect),
     path("exec/<str:exec_id>/resize", exec_views.exec_resize),
     path("containers/<str:ref>", containers.container_delete),
     path("images/json", images.image_list),
     path("images/create", images.image_create),
+    path("images/prune", images.image_prune),
+    path("images/load", images.image_load),
+    path("images/get", images.image_save),
     re_path(r"^images/(?P<name>.+)/json$", images.image_inspect),
+    re_path(r"^images/(?P<name>.+)/history$", images.image_history),
+    re_path(r"^images/(?P<name>.+)/push$", images.image_push),
+    re_path(r"^images/(?P<name>.+)/tag$", images.image_tag),
+    re_path(r"^images/(?P<name>.+)/get$", images.image_save),
+    re_path(r"^images/(?P<name>.+)$", images.image_delete),
     path("volumes", volumes.volume_list),
     path("volumes/create", volumes.volume_create),
     path("volumes/prune", volumes.volume_prune),
