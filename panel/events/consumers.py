@@ -1,4 +1,5 @@
-"""WebSockets of the panel: team-wide state changes, and one container's state and output."""
+"""WebSockets of the panel: team-wide state changes, one container's state and output, and one
+job's state and progress."""
 
 import asyncio
 import codecs
@@ -165,6 +166,51 @@ class ContainerConsumer(_StateForwarder):
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
+
+
+# The session key of the job ids the panel handed out for jobs this browser is about to
+# start: their page follows the job before the job's row exists (panel/web/image_views.py).
+RESERVED_JOBS_KEY = "reserved_job_ids"
+
+
+@database_sync_to_async
+def _job_state(user, session, job_id: str) -> dict | None:
+    """The job's state as publish.job_state sends it; {} for a job this session reserved
+    and has not started yet; None when the user may not see it."""
+    from panel.jobs.services import visible_jobs
+
+    job = visible_jobs(user).filter(pk=job_id).first()
+    if job is not None:
+        return {"type": "job.state", "id": str(job.id), "kind": job.kind, "state": job.state,
+                "error": job.error, "target_id": job.target_id}
+    if session is not None and job_id in session.get(RESERVED_JOBS_KEY, []):
+        return {}
+    return None
+
+
+class JobConsumer(_StateForwarder):
+    """ws/jobs/<uuid>/: one job's state changes and progress messages (Docker's JSON
+    progress lines), for the users who may see the job; others are closed."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        job_id = str(self.scope["url_route"]["kwargs"]["job_id"])
+        # Join first, then read the row: a change between the two is sent twice, never lost.
+        await self.join([f"job.{job_id}"])
+        state = await _job_state(user, self.scope.get("session"), job_id)
+        if state is None:
+            await self.disconnect(CLOSE_NOT_FOUND)  # leaves the group
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.accept()
+        if state:
+            await self.send_json(state)
+
+    async def job_progress(self, event):
+        await self.send_json(event)
 
 
 def _dedupe(text: str, pending: str) -> tuple[str, str]:

@@ -194,9 +194,3 @@ def job_row(request, job_id):
     _link_targets([job])
     return render(request, "web/_job_row.html", {"job": job, "now": timezone.now(),
                                                  **_live_context(request)})
-
-
-@login_required
-def image_list(request):
-    images = visible_images(request.user).prefetch_related("tags").select_related("team")
-    return render(request, "web/image_list.html", {"images": images})
