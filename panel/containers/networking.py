@@ -292,8 +292,6 @@ def plumb(container) -> None:
     if not endpoints:
         return  # host, none
     manager = node_network()
-    for endpoint in endpoints:
-        manager.ensure_network(networks.network_config(endpoint.network))
     first = endpoints[0]
     wanted = [] if first.network.internal else wanted_ports(container)
     try:

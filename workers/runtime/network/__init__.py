@@ -68,8 +68,11 @@ class NetworkManager:
         """The bridge exists, has the gateway address, MTU and is up; the network's
         firewall rules are in place."""
         with links.node() as ipr:
-            links.ensure_bridge(ipr, net.bridge, net.gateway, net.prefixlen, net.mtu)
-        firewall.network_rules(net, self.prefix)
+            self._ensure_network(ipr, net)
+
+    def _ensure_network(self, ipr, net: NetworkConfig) -> None:
+        links.ensure_bridge(ipr, net.bridge, net.gateway, net.prefixlen, net.mtu)
+        firewall.network_rules(net, self.prefix, ipr)
 
     def remove_network(self, net: NetworkConfig) -> None:
         """Remove the bridge and the network's rules (idempotent)."""
@@ -94,15 +97,16 @@ class NetworkManager:
         path = self.netns_path(cid)
         check_ports(ports)
         internal = {ep.ip for ep in endpoints if ep.network.internal}
+        published = [p for p in ports if p.container_ip not in internal]
         try:
             netns.create(path)
-            for net in {ep.network.id: ep.network for ep in endpoints}.values():
-                self.ensure_network(net)
             with links.node() as ipr:
+                for net in {ep.network.id: ep.network for ep in endpoints}.values():
+                    self._ensure_network(ipr, net)
                 for ep in endpoints:
                     links.ensure_endpoint(ipr, path, veth_name(self.prefix, ep.endpoint_id), ep)
-            firewall.publish(cid, [p for p in ports if p.container_ip not in internal],
-                             self.prefix)
+            if published:  # none: it has none to replace either (every stop removes them)
+                firewall.publish(cid, published, self.prefix)
         except BaseException:
             self.teardown_container(cid)
             raise
@@ -113,9 +117,9 @@ class NetworkManager:
         path = self.netns_path(cid)
         if not netns.is_netns(path):
             raise NetworkError(f"container {cid} has no network namespace")
-        self.ensure_network(endpoint.network)
         host_ifname = veth_name(self.prefix, endpoint.endpoint_id)
         with links.node() as ipr:
+            self._ensure_network(ipr, endpoint.network)
             try:
                 links.ensure_endpoint(ipr, path, host_ifname, endpoint)
             except BaseException:
@@ -167,7 +171,7 @@ class NetworkManager:
             for name in links.names(ipr):
                 if self._ours(name) and name not in keep and links.delete(ipr, name):
                     removed.append(f"link {name}")
-        removed += firewall.remove_strays(self.prefix, [net.id for net in networks], live)
-        for net in networks:
-            self.ensure_network(net)
+            removed += firewall.remove_strays(self.prefix, [net.id for net in networks], live)
+            for net in networks:
+                self._ensure_network(ipr, net)
         return removed

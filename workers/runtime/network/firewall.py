@@ -16,6 +16,13 @@ network's or a container's rules are found, replaced and removed as one; per-net
 filter chains end in ``return`` rather than ``accept`` so no network's rules decide for
 another's. A table is dropped when no rule is left in it. Changes are made through
 ``nft -f -`` in one transaction, under a lock so two workers do not interleave.
+
+Each nft run costs a process (about 6 ms), and a start on a network whose rules are in
+place should change nothing, so a process remembers what it last listed and wrote, tied to
+the ruleset's generation: the kernel counts every committed transaction of the network
+namespace (anyone's), and what is remembered is used only while that count has not moved
+since. A change then lists the table at most once, and not at all when nothing it needs is
+unknown; a change that would write what is already there writes nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ import json
 import logging
 import os
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
 
+from . import links
 from .types import NetworkConfig, PortBinding
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,10 @@ IP_BASE_CHAINS = {
     "forward": ("filter", "forward", 0),
 }
 PORTS_CHAIN = "ports"  # jumped to for every packet addressed to a local address
+# netlink: nftables' "which ruleset generation is this" request (linux/netfilter/nf_tables.h)
+NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN, NFTA_GEN_ID = 12, 10, 16, 1
+NLM_F_REQUEST, NLMSG_ERROR, NLA_TYPE_MASK = 0x1, 0x2, 0x3FFF
+SO_NETNS_COOKIE = 71  # a network namespace's id, never reused while the node is up
 
 
 class FirewallError(RuntimeError):
@@ -84,12 +98,91 @@ def _list(table: str) -> list[dict]:
     return json.loads(r.stdout).get("nftables", [])
 
 
-def _rules(table: str) -> list[dict]:
-    return [o["rule"] for o in _list(table) if "rule" in o]
+def _generation() -> tuple[int, int]:
+    """(the calling thread's network namespace, its ruleset's generation): the kernel adds
+    one to the generation for every committed nftables transaction, whoever makes it."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as s:
+        netns = struct.unpack("=Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+        # nlmsghdr, then nfgenmsg (family AF_UNSPEC, version 0, resource id 0)
+        s.send(struct.pack("=LHHLLBBH", 20, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN,
+                           NLM_F_REQUEST, 1, 0, socket.AF_UNSPEC, 0, 0))
+        reply = s.recv(4096)
+    length, kind = struct.unpack_from("=LH", reply)
+    offset = 20  # the attributes follow the two headers
+    while kind != NLMSG_ERROR and offset + 4 <= length:
+        size, attr = struct.unpack_from("=HH", reply, offset)
+        if attr & NLA_TYPE_MASK == NFTA_GEN_ID:
+            return netns, struct.unpack_from(">L", reply, offset + 4)[0]
+        offset += (size + 3) & ~3
+    raise FirewallError("the kernel did not tell the nftables ruleset generation")
 
 
-def _chains(table: str) -> list[str]:
-    return [o["chain"]["name"] for o in _list(table) if "chain" in o]
+@dataclass
+class _Knowledge:
+    """What this process knows of its table at one ruleset generation."""
+
+    generation: int
+    objects: list[dict] | None = None  # the table as listed at this generation
+    owners: set[str] | None = None  # the comments (tags) that have rules
+    written: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tag -> its rules
+
+
+_knowledge: dict[tuple[int, str], _Knowledge] = {}  # (netns cookie, table) ->
+
+
+class _Table:
+    """Dockyard's table during one change (under the lock): listed at most once, and not
+    at all while what this process knows of it is still current."""
+
+    def __init__(self, prefix: str) -> None:
+        self.name = table_name(prefix)
+        netns, self.generation = _generation()
+        self.key = (netns, self.name)
+        known = _knowledge.get(self.key)
+        if known is None or known.generation != self.generation:  # someone changed the ruleset
+            known = _knowledge[self.key] = _Knowledge(self.generation)
+        self.known = known
+
+    @property
+    def listed(self) -> bool:
+        return self.known.objects is not None
+
+    def objects(self) -> list[dict]:
+        """The table's objects as nft -j gives them; [] if the table does not exist."""
+        if self.known.objects is None:
+            self.known.objects = _list(self.name)
+            self.known.owners = {r["comment"] for r in self.rules() if r.get("comment")}
+        return self.known.objects
+
+    def rules(self) -> list[dict]:
+        return [o["rule"] for o in self.objects() if "rule" in o]
+
+    def chains(self) -> list[str]:
+        return [o["chain"]["name"] for o in self.objects() if "chain" in o]
+
+    def owners(self) -> set[str]:
+        if self.known.owners is None:
+            self.objects()
+        return self.known.owners
+
+    def written(self, t: str) -> tuple[str, ...] | None:
+        """The rules this process last gave ``t``, if they are still the table's."""
+        return self.known.written.get(t)
+
+    def commit(self, script: list[str], removed: set[str],
+               written: dict[str, tuple[str, ...]]) -> None:
+        """Run ``script`` as one transaction; it removes the rules of the ``removed`` tags
+        and then writes ``written``'s."""
+        owners = (self.owners() - removed) | set(written)
+        kept = {t: r for t, r in self.known.written.items() if t not in removed}
+        _nft("\n".join(script) + "\n")
+        after = _generation()[1]
+        if after == self.generation + 1:  # no other transaction came in between
+            # no owner left: the script dropped the table (_remove_owners, drop_table)
+            _knowledge[self.key] = _Knowledge(after, objects=None if owners else [],
+                                              owners=owners, written=kept | written)
+        else:
+            del _knowledge[self.key]
 
 
 @contextlib.contextmanager
@@ -119,28 +212,35 @@ def _q(ifname: str) -> str:
 # ------------------------------------------------------------------------------ building
 
 
-def _ensure_table(table: str) -> list[str]:
+def _ensure_table(table: _Table) -> list[str]:
     """Create the table, its base chains and the ports chain with its two jumps, once."""
-    lines = [f"add table ip {table}"]
-    for name, (kind, hook, prio) in IP_BASE_CHAINS.items():
-        lines.append(f"add chain ip {table} {name} "
+    if not table.listed and table.owners():
+        return []  # this process's last transaction left rules, so the skeleton, in place
+    name = table.name
+    lines = [f"add table ip {name}"]
+    for chain, (kind, hook, prio) in IP_BASE_CHAINS.items():
+        lines.append(f"add chain ip {name} {chain} "
                      f"{{ type {kind} hook {hook} priority {prio}; policy accept; }}")
-    lines.append(f"add chain ip {table} {PORTS_CHAIN}")
-    if not any(r["chain"] in ("prerouting", "output") for r in _rules(table)):
+    lines.append(f"add chain ip {name} {PORTS_CHAIN}")
+    if not any(r["chain"] in ("prerouting", "output") for r in table.rules()):
         for chain in ("prerouting", "output"):
-            lines.append(f"add rule ip {table} {chain} fib daddr type local jump {PORTS_CHAIN}")
+            lines.append(f"add rule ip {name} {chain} fib daddr type local jump {PORTS_CHAIN}")
     return lines
 
 
-def _clear(table: str, tags: set[str], chains: set[str]) -> list[str]:
-    """Lines deleting every rule commented with one of ``tags`` and the named chains
-    (per-network chains: flushed, then deleted, after the rules that jump to them)."""
-    existing = set(_chains(table)) & chains
-    lines = [f"delete rule ip {table} {r['chain']} handle {r['handle']}"
-             for r in _rules(table)
-             if r.get("comment") in tags and r["chain"] not in existing]
+def _clear(table: _Table, tags: set[str], chains: Iterable[str] = ()) -> list[str]:
+    """Lines deleting every rule commented with one of ``tags``, the chains those rules
+    jump to and the named ``chains`` (per-network chains: flushed, then deleted, after the
+    rules that jump to them)."""
+    if not chains and not table.listed and not tags & table.owners():
+        return []  # known since this process's last transaction: nothing of theirs is there
+    tagged = [r for r in table.rules() if r.get("comment") in tags]
+    jumped = {e["jump"]["target"] for r in tagged for e in r["expr"] if "jump" in e}
+    existing = set(table.chains()) & (jumped | set(chains))
+    lines = [f"delete rule ip {table.name} {r['chain']} handle {r['handle']}"
+             for r in tagged if r["chain"] not in existing]
     for c in sorted(existing):
-        lines += [f"flush chain ip {table} {c}", f"delete chain ip {table} {c}"]
+        lines += [f"flush chain ip {table.name} {c}", f"delete chain ip {table.name} {c}"]
     return lines
 
 
@@ -243,17 +343,19 @@ def _sysctl(path: str, value: str, only_if: str | None = None) -> None:
 # ------------------------------------------------------------------------------ API
 
 
-def network_rules(net: NetworkConfig, prefix: str) -> None:
+def network_rules(net: NetworkConfig, prefix: str, ipr: IPRoute | None = None) -> None:
     """Put the network's rules in place, replacing any earlier version (idempotent):
     forwarding (out allowed, answers and published ports in, nothing else; internal:
     nothing in or out), masquerade of the subnet (not for internal networks), icc.
-    Sets route_localnet=1 on the bridge (127.0.0.1 DNAT) and ip_forward=1 if it is 0."""
-    table, t = table_name(prefix), tag(prefix, net.id)
-    with _locked(prefix):
-        script = _ensure_table(table) + _clear(table, {t}, {f"fwd-{net.bridge}"})
-        script += _network_script(net, prefix)
-        _nft("\n".join(script) + "\n")
-    _bridge_calls_iptables(net.bridge, not net.icc)
+    Sets route_localnet=1 on the bridge (127.0.0.1 DNAT) and ip_forward=1 if it is 0.
+    ``ipr``: the caller's netlink handle in this netns, if it has one."""
+    _replace(prefix, tag(prefix, net.id), _network_script(net, prefix),
+             chains={f"fwd-{net.bridge}"})
+    if ipr is None:
+        with IPRoute() as own:
+            _bridge_calls_iptables(own, net.bridge, not net.icc)
+    else:
+        _bridge_calls_iptables(ipr, net.bridge, not net.icc)
     if not net.internal:
         _sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
         _sysctl("net/ipv4/ip_forward", "1", only_if="0")
@@ -262,33 +364,24 @@ def network_rules(net: NetworkConfig, prefix: str) -> None:
 
 def remove_network_rules(net: NetworkConfig, prefix: str) -> None:
     """Remove every rule and chain of the network (idempotent)."""
-    _remove_owners(prefix, {net.id}, bridges={net.bridge})
+    _remove_owners(prefix, {tag(prefix, net.id)}, chains={f"fwd-{net.bridge}"})
 
 
 def publish(cid: str, ports: Iterable[PortBinding], prefix: str) -> None:
     """DNAT the container's published ports from the host's addresses (or the one given)
     and 127.0.0.1, replacing its earlier ones (idempotent)."""
-    table, t = table_name(prefix), tag(prefix, cid)
-    with _locked(prefix):
-        script = _ensure_table(table) + _clear(table, {t}, set())
-        script += _port_rules(cid, ports, prefix)
-        _nft("\n".join(script) + "\n")
-        _drop_if_empty(prefix)
+    _replace(prefix, tag(prefix, cid), _port_rules(cid, ports, prefix))
 
 
 def unpublish(cid: str, prefix: str) -> None:
     """Remove the container's published ports (idempotent)."""
-    _remove_owners(prefix, {cid})
+    _remove_owners(prefix, {tag(prefix, cid)})
 
 
 def owners(prefix: str) -> set[str]:
     """The ids (networks and containers) that have rules in Dockyard's table."""
-    found = set()
-    for r in _rules(table_name(prefix)):
-        comment = r.get("comment", "")
-        if comment.startswith(f"{prefix}:"):
-            found.add(comment[len(prefix) + 1:])
-    return found
+    with _changing(prefix) as table:
+        return {t[len(prefix) + 1:] for t in table.owners() if t.startswith(f"{prefix}:")}
 
 
 def strays(prefix: str, known_networks: Iterable[str], known_containers: Iterable[str]
@@ -303,16 +396,15 @@ def remove_strays(prefix: str, known_networks: Iterable[str],
     ``nft rules <prefix>:<id>`` for each one removed."""
     stray_ids = strays(prefix, known_networks, known_containers)
     if stray_ids:
-        _remove_owners(prefix, set(stray_ids))
+        _remove_owners(prefix, {tag(prefix, i) for i in stray_ids})
     return [f"nft rules {tag(prefix, i)}" for i in stray_ids]
 
 
 def drop_table(prefix: str) -> None:
     """Remove Dockyard's table outright (tests, uninstall)."""
-    table = table_name(prefix)
-    with _locked(prefix):
-        if _list(table):
-            _nft(f"delete table ip {table}\n")
+    with _changing(prefix) as table:
+        if table.objects():
+            table.commit([f"delete table ip {table.name}"], removed=table.owners(), written={})
 
 
 def forward_blockers() -> list[str]:
@@ -341,33 +433,44 @@ def _warn_about_forward_blockers(prefix: str) -> None:
                     "-i/-o %s+ in its DOCKER-USER chain", ", ".join(blockers), prefix)
 
 
-def _remove_owners(prefix: str, ids: set[str], bridges: Iterable[str] = ()) -> None:
-    table = table_name(prefix)
-    tags = {tag(prefix, i) for i in ids}
+@contextlib.contextmanager
+def _changing(prefix: str) -> Iterator[_Table]:
     with _locked(prefix):
-        # a network's chain goes with it: the one its tagged rules jump to
-        chains = {e["jump"]["target"] for r in _rules(table)
-                  if r.get("comment") in tags for e in r["expr"] if "jump" in e}
-        chains |= {f"fwd-{b}" for b in bridges}
+        yield _Table(prefix)
+
+
+def _replace(prefix: str, t: str, rules: list[str], chains: Iterable[str] = ()) -> None:
+    """``t``'s rules (and ``chains``) become ``rules``: nothing is run when this process
+    wrote exactly these last and nobody changed the ruleset since; no rules is a removal."""
+    if not rules:
+        _remove_owners(prefix, {t}, chains)
+        return
+    with _changing(prefix) as table:
+        if table.written(t) == tuple(rules):
+            return
+        script = _ensure_table(table) + _clear(table, {t}, chains) + rules
+        table.commit(script, removed={t}, written={t: tuple(rules)})
+
+
+def _remove_owners(prefix: str, tags: set[str], chains: Iterable[str] = ()) -> None:
+    """Remove the rules of ``tags``, the chains they jump to and ``chains``; the whole table
+    when no tagged rule would be left (its skeleton alone does nothing)."""
+    with _changing(prefix) as table:
         script = _clear(table, tags, chains)
+        if script and not table.owners() - tags:
+            script = [f"delete table ip {table.name}"]
         if script:
-            _nft("\n".join(script) + "\n")
-        _drop_if_empty(prefix)
+            table.commit(script, removed=tags, written={})
 
 
-def _drop_if_empty(prefix: str) -> None:
-    """Drop the table when no tagged rule is left (its skeleton alone does nothing)."""
-    table = table_name(prefix)
-    objects = _list(table)
-    if objects and not any("rule" in o and o["rule"].get("comment") for o in objects):
-        _nft(f"delete table ip {table}\n")
-
-
-def _bridge_calls_iptables(bridge: str, on: bool) -> None:
+def _bridge_calls_iptables(ipr: IPRoute, bridge: str, on: bool) -> None:
     """Send the bridge's bridged IPv4 frames through the IP hooks (br_netfilter), or not."""
     if on and not os.path.isdir("/proc/sys/net/bridge"):
         raise FirewallError("enable_icc=false needs the br_netfilter kernel module")
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=bridge)
-        if found:  # not there (yet): ensure_network calls network_rules once it is
-            ipr.link("set", index=found[0], kind="bridge", br_nf_call_iptables=int(on))
+    idx = links.node_index(bridge)
+    if idx is None:
+        return  # not there (yet): ensure_network calls network_rules once it is
+    info = ipr.link("get", index=idx)[0].get_attr("IFLA_LINKINFO")
+    data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
+    if data is None or data.get_attr("IFLA_BR_NF_CALL_IPTABLES") != int(on):
+        ipr.link("set", index=idx, kind="bridge", br_nf_call_iptables=int(on))

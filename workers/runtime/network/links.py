@@ -51,6 +51,15 @@ def index(ipr: IPRoute, ifname: str) -> int | None:
     return found[0] if found else None
 
 
+def node_index(ifname: str) -> int | None:
+    """A link's ifindex in the calling thread's netns (the one ``node()`` handles act in),
+    by ioctl: no netlink message to build and parse."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
 def names(ipr: IPRoute) -> list[str]:
     return [link.get("ifname") for link in ipr.link("dump")]
 
@@ -68,8 +77,8 @@ def delete(ipr: IPRoute, ifname: str) -> bool:
 
 def _ensure_address(ipr: IPRoute, idx: int, ip: str, prefixlen: int) -> None:
     """``ip/prefixlen`` is the link's only IPv4 address."""
-    current = [(a.get("address"), a["prefixlen"]) for a in ipr.addr("dump", index=idx)
-               if a["family"] == socket.AF_INET]
+    current = [(a.get("address"), a["prefixlen"])
+               for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
     if current == [(ip, prefixlen)]:
         return
     for address, plen in current:
@@ -80,7 +89,7 @@ def _ensure_address(ipr: IPRoute, idx: int, ip: str, prefixlen: int) -> None:
 
 def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefixlen: int, mtu: int) -> None:
     """The bridge ``name`` exists with ``gateway/prefixlen``, ``mtu`` and is up."""
-    idx = index(ipr, name)
+    idx = node_index(name)
     if idx is None:
         try:
             # a MAC of its own: else the bridge takes its lowest port's, changing as
@@ -89,7 +98,7 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefixlen: int, mtu: in
         except NetlinkError as e:
             if e.code != errno.EEXIST:  # another worker was quicker
                 raise NetworkError(f"cannot create bridge {name}: {e}") from e
-        idx = index(ipr, name)
+        idx = node_index(name)
     link = ipr.link("get", index=idx)[0]
     if _kind(link) != "bridge":
         raise NetworkError(f"{name} exists and is not a bridge")
@@ -105,11 +114,11 @@ def ensure_endpoint(ipr: IPRoute, path: str, host_ifname: str, ep: Endpoint) -> 
     up; ``ep.ifname`` in the netns at ``path`` with its MAC, MTU, address, up, and the
     default route via the gateway when ``ep.default_route``."""
     net = ep.network
-    bridge = index(ipr, net.bridge)
+    bridge = node_index(net.bridge)
     if bridge is None:
         raise NetworkError(f"bridge {net.bridge} of network {net.name} does not exist")
     with inside(path) as nsr:
-        host, peer = index(ipr, host_ifname), index(nsr, ep.ifname)
+        host, peer = node_index(host_ifname), index(nsr, ep.ifname)
         if host is None or peer is None or _peer_index(ipr, host) != peer:
             # half-made, or ep.ifname is another pair's end: start over
             if host is not None:
@@ -125,7 +134,7 @@ def ensure_endpoint(ipr: IPRoute, path: str, host_ifname: str, ep: Endpoint) -> 
                 raise NetworkError(f"cannot create veth {host_ifname}: {e}") from e
             finally:
                 os.close(fd)
-            host, peer = index(ipr, host_ifname), index(nsr, ep.ifname)
+            host, peer = node_index(host_ifname), index(nsr, ep.ifname)
         ipr.link("set", index=host, master=bridge, mtu=net.mtu, state="up")
         # hairpin: with br_netfilter on, a container reaching its own published port through
         # a host address gets the DNATed packet back through the port it came in on
