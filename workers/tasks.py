@@ -16,6 +16,7 @@ from panel.networks import dns as names
 from panel.networks import services as networks
 from panel.volumes import services as volumes
 from workers import node
+from workers.build_tasks import BUILD_HANDLERS
 from workers.image_tasks import IMAGE_HANDLERS
 from workers.runtime.container import RuntimeError_, StartError
 from workers.runtime.images import ImageError
@@ -30,6 +31,9 @@ def run_job(job_id: str) -> None:
     close_old_connections()
     job = Job.objects.select_related("node", "team").get(pk=job_id)
     if job.is_terminal:  # a redelivered message: the work is done
+        return
+    if job.cancel_requested:  # cancelled while it waited in the queue
+        jobs.mark(job, Job.State.FAILED, error="cancelled")
         return
     jobs.mark(job, Job.State.RUNNING)
     try:
@@ -209,4 +213,5 @@ HANDLERS = {
     "network.connect": connect_network,
     "network.disconnect": disconnect_network,
     **IMAGE_HANDLERS,
+    **BUILD_HANDLERS,
 }

@@ -30,6 +30,8 @@ class Job(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # Set by jobs.services.request_cancel; a long handler (a build) polls it and stops.
+    cancel_requested = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

@@ -77,6 +77,18 @@ async def wait_for(job_id, timeout: float = 60.0) -> Job:
         await layer.group_discard(group, channel)
 
 
+def request_cancel(job: Job) -> bool:
+    """Ask the worker to stop a running job (its handler polls `cancelled`); False when the
+    job has already finished. Permission and audit are the caller's (the job's domain)."""
+    updated = Job.objects.filter(pk=job.pk, state__in=[Job.State.QUEUED, Job.State.RUNNING]
+                                 ).update(cancel_requested=True)
+    return bool(updated)
+
+
+def cancelled(job_id) -> bool:
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
 def visible_jobs(user):
     """The jobs of the user's teams (all for site admins)."""
     from panel.teams.services import teams_of
