@@ -23,8 +23,12 @@ the client's hang-up ends the wait. A paused or restarting container is a 409, a
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import select
+import socket
+import struct
+import termios
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -307,6 +311,27 @@ class Attach:
                             ("Server", "Docker/24.0.0-dockyard (linux)")):
             head += f"{name}: {value}\r\n".encode()
         await self.conn.write(head + b"\r\n")
+        if self.upgrade:
+            await self._until_head_read()
+
+    async def _until_head_read(self, limit: float = 0.2) -> None:
+        """Hold the stream until the client has read the 101 head (a unix socket's SIOCOUTQ
+        counts what the peer has not read yet). docker-py reads the head through a buffered
+        file and then switches to the raw socket: output that arrived with the head would be
+        lost in that buffer (an exited container's whole replay, under load)."""
+        sock = self.conn.writer.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX:
+            return
+        deadline = asyncio.get_running_loop().time() + limit
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                        b"\0" * 4))[0]
+            except OSError:
+                return
+            if unread == 0:
+                return
+            await asyncio.sleep(0.002)
 
     def _encode(self, kind: bytes, payload: bytes) -> bytes:
         if kind == b"1" and not self.stdout or kind == b"2" and not self.stderr:

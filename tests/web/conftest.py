@@ -20,8 +20,12 @@ def in_memory_channel_layer(settings):
 
 @pytest.fixture(autouse=True)
 def state_root(settings, tmp_path):
+    from workers import node
+
     settings.STATE_ROOT = tmp_path
-    return tmp_path
+    node.image_store.cache_clear()  # the node's store is cached per process: make it this one
+    yield tmp_path
+    node.image_store.cache_clear()
 
 
 @pytest.fixture
