@@ -46,19 +46,26 @@ def sync(container: Container, state, event: dict | None = None) -> Container:
     """Bring the row in line with the runtime's ContainerState; publish when it changed.
     `event`: the shim's event that prompted this (its fields name the run it is about, which
     the state file may already have moved past), for the container's history."""
-    row = Container.objects.select_for_update().filter(pk=container.pk).first()
+    # image and team: the history's labels and the audit row need them.
+    row = (Container.objects.select_for_update(of=("self",)).select_related("image", "team")
+           .filter(pk=container.pk).first())
     if row is None or row.state == Container.State.REMOVING:
         return container
+    oom_killed = bool(getattr(state, "oom_killed", False))
+    seen = {"status": state.status, "started_at": state.started_at,
+            "finished_at": state.finished_at, "exit_code": state.exit_code,
+            "oom_killed": oom_killed}
     if event:
         code = event.get("exit_code", "")
-        history.observed(row, event.get("status", ""), started_at=event.get("started_at", ""),
-                         finished_at=event.get("finished_at", ""),
-                         exit_code=int(code) if code.lstrip("-").isdigit() else None,
-                         oom_killed=event.get("oom_killed") == "1")
-    oom_killed = bool(getattr(state, "oom_killed", False))
-    history.observed(row, state.status, started_at=state.started_at,
-                     finished_at=state.finished_at, exit_code=state.exit_code,
-                     oom_killed=oom_killed)
+        told = {"status": event.get("status", ""), "started_at": event.get("started_at", ""),
+                "finished_at": event.get("finished_at", ""),
+                "exit_code": int(code) if code.lstrip("-").isdigit() else None,
+                "oom_killed": event.get("oom_killed") == "1"}
+        history.observed(row, **told)
+        if told == seen:  # the usual case: the state file tells the same run again
+            seen = None
+    if seen:
+        history.observed(row, **seen)
     new_state = _RUNTIME_STATES.get(state.status, Container.State.DEAD)
     live = new_state in (Container.State.RUNNING, Container.State.PAUSED)
     changes = {
@@ -85,12 +92,16 @@ def sync(container: Container, state, event: dict | None = None) -> Container:
                      obj_id=row.id, obj_repr=row.name, before={"state": before},
                      after={"state": row.state, "exit_code": row.exit_code}, source="system")
     publish.container_state(row)
-    if before != row.state and row.state in (Container.State.EXITED, Container.State.DEAD):
+    stopped = row.state in (Container.State.EXITED, Container.State.DEAD)
+    if stopped and row.host_config.get("AutoRemove"):
+        # Its removal unplumbs it and refreshes the names (workers.tasks.remove_from_node):
+        # doing both here first would only delay the removal `docker run --rm` waits for.
+        transaction.on_commit(lambda: _auto_remove(row))
+        return row
+    if before != row.state and stopped:
         transaction.on_commit(lambda: networking.unplumb(row))  # stopped for good: host ports
     if before != row.state:
         transaction.on_commit(names.refresh)  # who answers to its names changed
-    if row.state in (Container.State.EXITED, Container.State.DEAD) and row.host_config.get("AutoRemove"):
-        transaction.on_commit(lambda: _auto_remove(row))
     return row
 
 
