@@ -790,6 +790,8 @@ class Shim(ExecMixin):
             self.stdin_fd = -1
         if c[1] == "exec":
             self.exec_client_gone(fd)
+        if c[1] == "wait":  # else a new client given the same fd number gets "exit N"
+            self.waiters.remove(fd)
         c[0].close()
 
     def reply(self, fd, text, close=True):
