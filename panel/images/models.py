@@ -6,6 +6,9 @@ class Image(models.Model):
 
     id = models.CharField(primary_key=True, max_length=64)
     team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="images")
+    # Other teams that pulled, loaded or built the same content: the id is the content, so
+    # there is one row, which they see and use as their own.
+    shared_with = models.ManyToManyField("teams.Team", blank=True, related_name="shared_images")
     node = models.ForeignKey("nodes.Node", on_delete=models.PROTECT, related_name="images")
     config = models.JSONField()  # the OCI image config (architecture, os, config, rootfs, history)
     layers = models.JSONField(default=list)  # diff ids ("sha256:..."), bottom to top

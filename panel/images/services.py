@@ -43,7 +43,9 @@ def visible_images(user):
     if user is None or user.is_superuser:
         return Image.objects.all()
     # Images without a team (the node's base images) are shared by everyone.
-    return Image.objects.filter(Q(team__isnull=True) | Q(team__in=teams_of(user)))
+    teams = teams_of(user)
+    return Image.objects.filter(
+        Q(team__isnull=True) | Q(team__in=teams) | Q(shared_with__in=teams)).distinct()
 
 
 def _lookup(user, ref: str) -> tuple[Image, references.Reference | None]:
@@ -96,6 +98,8 @@ def register_image(*, config: dict, image_id: str, layers: list[str], size: int,
     if not made and parent and not image.parent:
         image.parent = parent
         image.save(update_fields=["parent"])
+    if not made and team is not None and image.team_id not in (None, team.id):
+        image.shared_with.add(team)
     for ref in tags:
         _point_tag(image, references.parse_tag(ref), acting_user, source, team=team)
     add_repo_digests(image, repo_digests)
@@ -150,9 +154,18 @@ def _check(user, image: Image, permission: str) -> None:
     """The image's team decides; the shared base images (no team) are the site admins' to
     change, everyone's to use."""
     if image.team is not None:
-        check_permission(user, image.team, permission)
+        _team_acting_on(user, image, permission)
     elif permission != "view" and user is not None and not user.is_superuser:
         raise PermissionDenied(f"Only site admins may change the shared image {image}.")
+
+
+def _team_acting_on(user, image: Image, permission: str):
+    """The team through which the user may act on a team's image: its owner, or a team it
+    is shared with; PermissionDenied (in the owner's words) when none."""
+    for team in (image.team, *image.shared_with.all()):
+        if has_permission(user, team, permission):
+            return team
+    check_permission(user, image.team, permission)
 
 
 def _acting_team(user, team=None):
@@ -222,7 +235,7 @@ def push(user, ref: str, *, auth: dict | None = None, source: str = "panel", job
     except NotFound:
         raise NotFound(f"An image does not exist locally with the tag: {parsed.repository}") \
             from None
-    team = image.team or _acting_team(user)
+    team = _team_acting_on(user, image, "operate") if image.team else _acting_team(user)
     check_permission(user, team, "operate")
     with transaction.atomic():
         audit.record("image.push", actor=user, team=team, obj_type="image", obj_id=image.id,
@@ -239,7 +252,7 @@ def tag(user, ref: str, repository: str, tag: str = "latest", *, source: str = "
     """docker tag: points repository:tag at the image (moving it from another image)."""
     image = resolve(user, ref)
     target = _tag_ref(repository, tag or "latest")
-    team = image.team or _acting_team(user)
+    team = _team_acting_on(user, image, "operate") if image.team else _acting_team(user)
     check_permission(user, team, "operate")
     with transaction.atomic():
         current = ImageTag.objects.filter(repository=target.repository, tag=target.tag) \
@@ -428,7 +441,8 @@ def _labels_match(labels: dict, filters: dict) -> bool:
 def _may_prune(user, image: Image) -> bool:
     if image.team is None:
         return user is None or user.is_superuser
-    return has_permission(user, image.team, "operate")
+    return any(has_permission(user, team, "operate")
+               for team in (image.team, *image.shared_with.all()))
 
 
 def prune(user, *, all_images: bool = False, filters: dict | None = None,
