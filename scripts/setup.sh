@@ -20,6 +20,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # docker-registry: a loopback OCI registry for pull/push tests    skopeo, umoci: interop tests
 # iproute2, procps, util-linux, ca-certificates: inspection and probes used by tests/scripts
 # libseccomp2: compiles seccomp profiles (workers/runtime/seccomp.py, via ctypes)
+# git: builds from a git URL (docker build <git url>, the panel's build form)
 PACKAGES=(
   python3 python3-venv
   redis-server
@@ -32,6 +33,7 @@ PACKAGES=(
   skopeo umoci
   iproute2 procps util-linux ca-certificates
   libseccomp2
+  git
 )
 
 missing=()

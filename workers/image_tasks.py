@@ -16,7 +16,7 @@ from django.conf import settings
 from panel.containers import userns
 from panel.containers.models import Container
 from panel.events import publish
-from panel.images import credentials, references, spool
+from panel.images import credentials, quota, references, spool
 from panel.images import services as images
 from panel.images.models import Image, ImageTag
 from panel.jobs.models import Job
@@ -74,13 +74,42 @@ def _image_ids_of(parsed: references.Reference) -> set[str]:
                .values_list("image_id", flat=True))
 
 
+def _layers_in_use(node_row) -> set[str]:
+    """The diff_ids that an Image row of the node lists (containers hold their images)."""
+    return {diff_id for layers in Image.objects.filter(node=node_row)
+            .values_list("layers", flat=True) for diff_id in layers}
+
+
+def check_quota(team, node_row, new_images: list[tuple[str, list[str]]]) -> None:
+    """The team's storage quota before images (id, diff_ids) that the store now holds are
+    recorded; over it, the files of those no row records yet are deleted again."""
+    try:
+        quota.check_image(team, [d for _image_id, diff_ids in new_images for d in diff_ids])
+    except quota.StorageQuotaExceeded:
+        ids = [image_id for image_id, _diff_ids in new_images]
+        known = set(Image.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        node.image_store().delete([i for i in ids if i not in known],
+                                  keep_diff_ids=_layers_in_use(node_row))
+        raise
+
+
 def pull_image(job: Job) -> dict:
-    parsed = references.parse(job.payload["ref"])
-    remote = registry.RemoteRef.parse(job.payload["ref"])
+    return pull_ref(job, job.payload["ref"], sealed_auth=job.payload.get("auth") or "",
+                    platform=job.payload.get("platform") or "")
+
+
+def pull_ref(job: Job, ref: str, *, sealed_auth: str, platform: str = "") -> dict:
+    """Pull for the job's team, with progress on the job's group: `image.pull`, and a
+    build's FROM images (inline: a job never waits for another job)."""
+    parsed = references.parse(ref)
+    remote = registry.RemoteRef.parse(ref)
     before = _image_ids_of(parsed)
-    result = registry.pull(node.image_store(), remote, credentials=_credentials(job.payload),
-                           insecure=_insecure(remote), platform=job.payload.get("platform") or None,
+    quota.check_storage(job.team, 0)  # a team already over its quota downloads nothing
+    result = registry.pull(node.image_store(), remote,
+                           credentials=_credentials({"auth": sealed_auth}),
+                           insecure=_insecure(remote), platform=platform or None,
                            progress=_Progress(job.id), max_layer_size=settings.MAX_LAYER_SIZE)
+    check_quota(job.team, job.node, [(result.image_id, result.diff_ids)])
     tags = [] if parsed.digest else [str(parsed)]
     images.register_image(config=result.config, image_id=result.image_id,
                           layers=result.diff_ids, size=result.size, node=job.node, team=job.team,
@@ -122,10 +151,12 @@ def login_registry(job: Job) -> dict:
 def load_images(job: Job) -> dict:
     path = spool.check_spooled(job.payload["path"])
     try:
+        quota.check_storage(job.team, 0)
         loaded = archive.load(node.image_store(), path, max_layer_size=settings.MAX_LAYER_SIZE,
                               progress=_Progress(job.id))
     finally:
         spool.discard(path)
+    check_quota(job.team, job.node, [(item.image_id, item.diff_ids) for item in loaded])
     out = []
     for item in loaded:
         images.register_image(config=item.config, image_id=item.image_id, layers=item.diff_ids,
@@ -163,6 +194,7 @@ def import_image(job: Job) -> dict:
                                        max_layer_size=settings.MAX_LAYER_SIZE)
     finally:
         spool.discard(path)
+    check_quota(job.team, job.node, [(loaded.image_id, loaded.diff_ids)])
     tag = job.payload.get("tag")
     images.register_image(config=loaded.config, image_id=loaded.image_id,
                           layers=loaded.diff_ids, size=loaded.size, node=job.node,
@@ -200,6 +232,7 @@ def commit_container(job: Job) -> dict:
                                 author=job.payload.get("author") or "",
                                 created_by=job.payload.get("created_by") or "",
                                 id_shift=_id_shift(container))
+    check_quota(container.team, container.node, [(loaded.image_id, loaded.diff_ids)])
     tag = job.payload.get("tag")
     images.register_image(config=loaded.config, image_id=loaded.image_id,
                           layers=loaded.diff_ids, size=loaded.size, node=container.node,
@@ -223,9 +256,7 @@ def remove_images(job: Job) -> dict:
     """The files of deleted images: their configs, and their layers that no image still
     recorded on this node uses (containers hold their images' rows, so their layers too)."""
     gone = [i for i in job.payload["image_ids"] if not Image.objects.filter(pk=i).exists()]
-    keep = {diff_id for layers in Image.objects.filter(node=job.node)
-            .values_list("layers", flat=True) for diff_id in layers}
-    return {"freed": node.image_store().delete(gone, keep_diff_ids=keep)}
+    return {"freed": node.image_store().delete(gone, keep_diff_ids=_layers_in_use(job.node))}
 
 
 IMAGE_HANDLERS: dict = {

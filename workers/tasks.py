@@ -43,8 +43,10 @@ def run_job(job_id: str) -> None:
         log.warning("job %s %s failed: %s", job.id, job.kind, exc)
         # An error that knows its HTTP status (a registry's 401/404) hands it to the API.
         status = getattr(exc, "http_status", None) or getattr(exc, "status", None)
-        jobs.mark(job, Job.State.FAILED, error=str(exc),
-                  result={"status": status} if isinstance(status, int) else None)
+        result = {"status": status} if isinstance(status, int) else {}
+        if isinstance(getattr(exc, "code", None), int):  # a failed build's RUN exit code
+            result["code"] = exc.code
+        jobs.mark(job, Job.State.FAILED, error=str(exc), result=result or None)
     except Exception as exc:
         log.exception("job %s %s crashed", job.id, job.kind)
         jobs.mark(job, Job.State.FAILED, error=f"internal error: {exc}")
@@ -64,7 +66,12 @@ def _create(container: Container) -> None:
 
 
 def start_container(job: Job) -> dict:
-    container = _container(job)
+    return {"pid": start_on_node(_container(job))}
+
+
+def start_on_node(container: Container) -> int:
+    """Start a container row on this node: its runtime config, its network, its names, its
+    process (also a build's RUN step, workers/build_tasks.py). Returns the pid."""
     rt = node.runtime()
     _create(container)
     try:
@@ -77,7 +84,7 @@ def start_container(job: Job) -> dict:
         observed.record_start_failure(container, str(exc))
         raise
     observed.sync(container, rt.state(container.id))
-    return {"pid": pid}
+    return pid
 
 
 def stop_container(job: Job) -> dict:
@@ -130,13 +137,21 @@ def remove_container(job: Job) -> dict:
         container = _container(job)
     except Container.DoesNotExist:
         return {}
+    remove_from_node(container, actor=job.actor,
+                     anonymous_volumes=bool(job.payload.get("volumes")
+                                            or container.host_config.get("AutoRemove")))
+    return {}
+
+
+def remove_from_node(container: Container, *, actor, anonymous_volumes: bool) -> None:
+    """Kill and remove a container on this node, its network and its row; with
+    ``anonymous_volumes`` (rm -v, --rm, a build step) also its anonymous volumes."""
     node.runtime().remove(container.id, force=True)
     networking.unplumb(container)
-    observed.removed(container, actor=job.actor)
-    if job.payload.get("volumes") or container.host_config.get("AutoRemove"):  # rm -v, --rm
-        for name in volumes.release_anonymous(container, actor=job.actor):
+    observed.removed(container, actor=actor)
+    if anonymous_volumes:
+        for name in volumes.release_anonymous(container, actor=actor):
             volumes.store().remove(name)
-    return {}
 
 
 def update_container(job: Job) -> dict:

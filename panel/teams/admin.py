@@ -10,7 +10,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "created"]
+    list_display = ["name", "storage_quota", "created"]
     inlines = [MembershipInline]
 
 

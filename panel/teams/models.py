@@ -9,6 +9,8 @@ from django.utils import timezone
 class Team(models.Model):
     name = models.CharField(max_length=100, unique=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Bytes of image layers the team's images may hold (panel/images/quota.py); null = no limit.
+    storage_quota = models.PositiveBigIntegerField(null=True, blank=True)
 
     def __str__(self):
         return self.name
