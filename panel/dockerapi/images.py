@@ -197,9 +197,10 @@ def spool_request_body(request, suffix: str) -> str:
     return path
 
 
-def registry_auth(request) -> dict | None:
-    """X-Registry-Auth: base64url JSON, padding optional; unreadable means anonymous (Docker)."""
-    raw = request.headers.get("X-Registry-Auth", "").strip()
+def json_header(request, name: str) -> dict | None:
+    """A header of base64url JSON (X-Registry-Auth, X-Registry-Config), padding optional;
+    unreadable means none (Docker: anonymous)."""
+    raw = request.headers.get(name, "").strip()
     if not raw:
         return None
     raw = raw.replace("+", "-").replace("/", "_")
@@ -207,7 +208,13 @@ def registry_auth(request) -> dict | None:
         data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (ValueError, binascii.Error):
         return None
-    if not isinstance(data, dict) or not any(
+    return data if isinstance(data, dict) else None
+
+
+def registry_auth(request) -> dict | None:
+    """X-Registry-Auth: credentials for one registry, or None (anonymous)."""
+    data = json_header(request, "X-Registry-Auth")
+    if data is None or not any(
             data.get(k) for k in ("username", "password", "identitytoken", "registrytoken")):
         return None
     return data

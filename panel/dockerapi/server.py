@@ -244,8 +244,10 @@ class HttpConnection:
             return False
         if path == "/_ping" and method in ("GET", "HEAD"):
             await self.discard_body()
+            # Builder-Version 1: only the classic builder (POST /build); clients that consult
+            # it (compose, CLIs before 23) then do not try BuildKit's /session and /grpc.
             extra = [(b"cache-control", b"no-cache, no-store, must-revalidate"),
-                     (b"pragma", b"no-cache")]
+                     (b"pragma", b"no-cache"), (b"builder-version", b"1")]
             await self.respond(200, b"OK", content_type="text/plain; charset=utf-8",
                                extra=extra, head=method == "HEAD")
             return False

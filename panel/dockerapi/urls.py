@@ -8,6 +8,7 @@ from django.urls import path, re_path
 
 from . import (
     auth,
+    build,
     commit,
     containers,
     events,
@@ -31,6 +32,8 @@ urlpatterns = [
     path("system/df", system.disk_usage),
     path("auth", auth.login),
     path("commit", commit.commit),
+    path("build", build.build),
+    path("build/prune", build.build_prune),
     path("containers/json", containers.container_list),
     path("containers/create", containers.container_create),
     path("containers/<str:ref>/json", containers.container_inspect),

@@ -66,3 +66,20 @@ def cli(live_stack):
         return live_stack.docker_cli(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def build_tags(cli):
+    """A factory of unique image tags for builds; every image so tagged is removed afterwards
+    (with its untagged parents: the build's step images)."""
+    prefix = f"dyapi-build-{secrets.token_hex(3)}"
+    made = []
+
+    def make(label: str = "img") -> str:
+        tag = f"{prefix}-{label}{len(made)}:latest"
+        made.append(tag)
+        return tag
+
+    yield make
+    for tag in made:
+        cli("rmi", "-f", tag)
