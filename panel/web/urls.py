@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import (
+    build_views,
     exec_views,
     image_views,
     limits_views,
@@ -39,6 +40,9 @@ urlpatterns = [
     path("images/jobs/<uuid:job_id>/", image_views.image_job, name="image-job"),
     path("images/jobs/<uuid:job_id>/outcome/", image_views.image_job_outcome,
          name="image-job-outcome"),
+    path("images/build/", build_views.image_build, name="image-build"),
+    path("images/builds/<uuid:job_id>/", build_views.build_detail, name="build-detail"),
+    path("images/builds/<uuid:job_id>/cancel/", build_views.build_cancel, name="build-cancel"),
     path("images/credentials/", image_views.registry_credentials, name="registry-credentials"),
     path("images/credentials/<int:credential_id>/remove/", image_views.registry_credential_remove,
          name="registry-credential-remove"),
