@@ -5,7 +5,7 @@
 (() => {
   "use strict";
   const ZERO_ID = "00000000-0000-0000-0000-000000000000";
-  const TERMINAL = new Set(["succeeded", "failed"]);
+  const TERMINAL = window.Dockyard.TERMINAL_JOB_STATES;
   // The job states' badges, as the state_class template filter gives them.
   const STATE_BADGE = { succeeded: "badge-ok", failed: "badge-bad", running: "badge-ok" };
   const STEP_LINE = /^Step (\d+)\/(\d+) : (.*)$/;
@@ -34,10 +34,7 @@
     const cancel = box.querySelector("#build-cancel");
     let current = null;  // the step being run: {li, number, total, text, cached}
     let partial = "";  // the log's last line until its newline arrives
-    let ws = null;
-    let stopped = false;
-    let resolveOpened;
-    const opened = new Promise((resolve) => { resolveOpened = resolve; });
+    let socket = null;  // window.Dockyard.followJob's, set once it follows
 
     box.hidden = false;
     box.dataset.job = jobId;
@@ -107,7 +104,7 @@
     }
 
     async function finish(state, error) {
-      stop();
+      socket.stop();
       if (cancel) cancel.hidden = true;
       if (partial) { readLine(partial); partial = ""; }
       if (error && !log.textContent.trimEnd().endsWith(error.trimEnd())) {
@@ -148,42 +145,15 @@
       box.dispatchEvent(new CustomEvent("build-finished", { detail: { state }, bubbles: true }));
     }
 
-    function open() {
-      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      ws = new WebSocket(`${scheme}${location.host}/ws/jobs/${jobId}/`);
-      ws.onopen = resolveOpened;
-      ws.onmessage = (message) => {
-        let m;
-        try { m = JSON.parse(message.data); } catch (e) { return; }
-        if (m.type === "job.progress") progress(m.event || {});
-        else if (m.type === "job.state") {
-          setState(m.state);
-          if (TERMINAL.has(m.state)) finish(m.state, m.error);
-        }
-      };
-      ws.onclose = (event) => {
-        resolveOpened();  // a refused socket must not hold the form back
-        if (stopped) return;
-        if (event.code === 4401) { location.reload(); return; }
-        if (event.code === 4404) {
-          append("This build is not yours to follow.\n", "stderr");
-          return;
-        }
-        setTimeout(open, 1000);  // on reconnecting, the job's state comes first
-      };
-    }
-
-    function stop() {
-      stopped = true;
-      if (ws) ws.close();
-    }
-
     // Scrolling up to read stops following; scrolling back to the end resumes it.
     log.addEventListener("scroll", () => {
       followBox.checked = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     });
-    open();
-    return { opened, stop };
+    socket = window.Dockyard.followJob(jobId, {
+      progress, state: setState, finish, 
+      refused: () => append("This build is not yours to follow.\n", "stderr"),
+    });
+    return socket;
   }
 
   const box = document.getElementById("build");

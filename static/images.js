@@ -4,7 +4,7 @@
 (() => {
   "use strict";
   const ZERO_ID = "00000000-0000-0000-0000-000000000000";
-  const TERMINAL = new Set(["succeeded", "failed"]);
+  const TERMINAL = window.Dockyard.TERMINAL_JOB_STATES;
   // The last word on a layer: nothing more happens to it in this job.
   const LAYER_DONE = new Set(["Pull complete", "Already exists", "Pushed", "Layer already exists"]);
   const STATE_BADGE = { succeeded: "badge-ok", failed: "badge-bad", running: "badge-warn" };
@@ -32,10 +32,7 @@
     const badge = box.querySelector("#job-state");
     const outcome = box.querySelector("#job-outcome");
     const bars = new Map();
-    let ws = null;
-    let stopped = false;
-    let resolveOpened;
-    const opened = new Promise((resolve) => { resolveOpened = resolve; });
+    let socket = null;  // window.Dockyard.followJob's, set once it follows
 
     box.hidden = false;
     box.dataset.job = jobId;
@@ -105,7 +102,7 @@
           meter.value = 1;
         }
       }
-      stop();
+      socket.stop();
       try {
         const response = await fetch(box.dataset.outcomeUrl.replace(ZERO_ID, jobId),
           { credentials: "same-origin" });
@@ -119,38 +116,11 @@
       box.dispatchEvent(new CustomEvent("job-finished", { detail: { state }, bubbles: true }));
     }
 
-    function open() {
-      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      ws = new WebSocket(`${scheme}${location.host}/ws/jobs/${jobId}/`);
-      ws.onopen = resolveOpened;
-      ws.onmessage = (message) => {
-        let m;
-        try { m = JSON.parse(message.data); } catch (e) { return; }
-        if (m.type === "job.progress") progress(m.event || {});
-        else if (m.type === "job.state") {
-          setState(m.state);
-          if (TERMINAL.has(m.state)) finish(m.state);
-        }
-      };
-      ws.onclose = (event) => {
-        resolveOpened();  // a refused socket must not hold the form back
-        if (stopped) return;
-        if (event.code === 4401) { location.reload(); return; }
-        if (event.code === 4404) {
-          line("This job is not yours to follow.", "field-error");
-          return;
-        }
-        setTimeout(open, 1000);  // on reconnecting, the job's state comes first
-      };
-    }
-
-    function stop() {
-      stopped = true;
-      if (ws) ws.close();
-    }
-
-    open();
-    return { opened, stop };
+    socket = window.Dockyard.followJob(jobId, {
+      progress, state: setState, finish, 
+      refused: () => line("This job is not yours to follow.", "field-error"),
+    });
+    return socket;
   }
 
   /* ---------- the pull and load forms: post them, then follow the job on this page ---------- */

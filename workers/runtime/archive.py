@@ -508,7 +508,8 @@ _RUNTIME_MOUNT_POINTS = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
 
-def _opaque(path: str) -> bool:
+def opaque_dir(path: str) -> bool:
+    """Whether overlayfs marked the directory opaque (it hides the lower layers' content)."""
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":
@@ -539,7 +540,7 @@ class _TreeTar:
             dirnames.sort()
             rel_dir = os.path.relpath(dirpath, root)
             rel_dir = "" if rel_dir == "." else rel_dir + "/"
-            if rel_dir and self.diff and _opaque(dirpath):
+            if rel_dir and self.diff and opaque_dir(dirpath):
                 st = os.lstat(dirpath)
                 self._whiteout(rel_dir + OPAQUE_WHITEOUT, st)
             for name in sorted(dirnames + filenames):

@@ -23,6 +23,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 
+from ..archive import opaque_dir
 from ..images import WHITEOUT_PREFIX, ImageError, _clean_name, _Unpacker
 
 _CHUNK = 1 << 20
@@ -140,42 +141,28 @@ class Matcher:
 
 
 def _ignore_regex(pattern: str) -> re.Pattern:
-    out, i = "^", 0
+    """A .dockerignore pattern: Go's filepath.Match, plus `**` for any number of dirs."""
+    return _go_match_regex(pattern, double_star=True)
+
+
+def _match_regex(pattern: str) -> re.Pattern:
+    """Go's filepath.Match for one path component."""
+    return _go_match_regex(pattern, double_star=False)
+
+
+def _go_match_regex(pattern: str, *, double_star: bool) -> re.Pattern:
+    out, i = "", 0
     while i < len(pattern):
         ch = pattern[i]
         i += 1
         if ch == "*":
-            if i < len(pattern) and pattern[i] == "*":
+            if double_star and i < len(pattern) and pattern[i] == "*":
                 i += 1
                 if i < len(pattern) and pattern[i] == "/":
                     i += 1
                 out += ".*" if i == len(pattern) else "(.*/)?"
             else:
                 out += "[^/]*"
-        elif ch == "?":
-            out += "[^/]"
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                raise ContextError(f"syntax error in pattern {pattern!r}")
-            out += "[" + pattern[i:end].replace("\\", "\\\\") + "]"
-            i = end + 1
-        elif ch == "\\" and i < len(pattern):
-            out += re.escape(pattern[i])
-            i += 1
-        else:
-            out += re.escape(ch)
-    return re.compile(out + "$", re.S)
-
-
-def _match_regex(pattern: str) -> re.Pattern:
-    """Go's filepath.Match for one path component."""
-    out, i = "", 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out += "[^/]*"
         elif ch == "?":
             out += "[^/]"
         elif ch == "[":
@@ -248,7 +235,7 @@ class RootFS:
                         return
                     yield cur
                     return
-                blocked = blocked or _opaque(cur)
+                blocked = blocked or opaque_dir(cur)
             if present:
                 yield cur
             if blocked:
@@ -273,16 +260,6 @@ class RootFS:
                 st = os.lstat(os.path.join(d, name))
                 (hidden if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 else names).add(name)
         return sorted(names)
-
-
-def _opaque(path: str) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def _join(a: str, b: str) -> str:
