@@ -406,6 +406,13 @@ def remove(user, ref: str, *, force: bool = False, prune_parents: bool = True,
     removal = _Removal(user, source)
     with transaction.atomic():
         image = Image.objects.select_for_update().get(pk=image.pk)
+        acting = _team_acting_on(user, image, "operate") if image.team else None
+        if acting is not None and acting != image.team:
+            # A team the image is shared with lets go of it; the owner's image stays whole.
+            if parsed is not None:
+                removal.untag_ref(image, parsed)
+            image.shared_with.remove(acting)
+            return removal.records
         removal.remove(image, parsed, force=force, prune=prune_parents, typed=ref)
         removal.enqueue_files_job()
     return removal.records

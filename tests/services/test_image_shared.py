@@ -42,3 +42,18 @@ def test_second_team_sees_and_uses_the_same_content(teams):
     images.tag(red_user, "app:red", "app", "again", source="panel")  # red may act on it
     with pytest.raises(NotFound):
         images.resolve(green_user, "app:red")
+
+
+def test_a_sharing_team_lets_go_without_deleting_the_owners_image(teams):
+    (blue, blue_user), (red, red_user) = teams["blue"], teams["red"]
+    _register(blue, "app:blue")
+    _register(red, "app:red")
+    records = images.remove(red_user, "e" * 64, force=True, source="api")
+    assert records == []  # by id: nothing of red's to untag, red just stops holding it
+    with pytest.raises(NotFound):
+        images.resolve(red_user, "e" * 64)
+    image = images.resolve(blue_user, "app:blue")
+    assert {str(t) for t in image.tags.all()} == {"app:blue", "app:red"}
+    _register(red, "app:red")
+    assert images.remove(red_user, "app:red", source="api") == [{"Untagged": "app:red"}]
+    assert images.resolve(blue_user, "app:blue").id == "e" * 64
