@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from panel.images.models import Image, ImageTag
 from panel.nodes.services import local_node
 from panel.teams.models import Membership, Team
+from workers.runtime.images import ImageStore
 
 
 @pytest.fixture
@@ -62,3 +63,20 @@ def image(db):
 @pytest.fixture(autouse=True)
 def in_memory_channel_layer(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, settings):
+    """The node's image store in a fresh state root, for the image jobs' handlers run in
+    the test (no container of these tests runs, no progress is pushed)."""
+    settings.STATE_ROOT = tmp_path / "state"
+    store = ImageStore(str(settings.STATE_ROOT))
+    monkeypatch.setattr("workers.node.image_store", lambda: store)
+    monkeypatch.setattr("panel.events.publish.job_progress", lambda job_id, event: None)
+
+    class NoRuntime:
+        def list_ids(self):
+            return []
+
+    monkeypatch.setattr("workers.node.runtime", NoRuntime)
+    return store

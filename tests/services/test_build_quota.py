@@ -16,25 +16,9 @@ from panel.images import quota, spool
 from panel.images import services as images
 from panel.images.models import Image, ImageTag
 from panel.jobs.models import Job
-from workers.runtime.images import ImageStore
 from workers.tasks import run_job
 
 from .build_node import build_node  # noqa: F401
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch, settings):
-    settings.STATE_ROOT = tmp_path / "state"
-    store = ImageStore(str(settings.STATE_ROOT))
-    monkeypatch.setattr("workers.node.image_store", lambda: store)
-    monkeypatch.setattr("panel.events.publish.job_progress", lambda job_id, event: None)
-
-    class NoRuntime:  # no container of these tests runs
-        def list_ids(self):
-            return []
-
-    monkeypatch.setattr("workers.node.runtime", NoRuntime)
-    return store
 
 
 def _run(job) -> Job:

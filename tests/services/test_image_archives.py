@@ -13,22 +13,6 @@ from panel.images import services as images
 from panel.images import spool
 from panel.images.models import Image
 from workers.image_tasks import IMAGE_HANDLERS
-from workers.runtime.images import ImageStore
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch, settings):
-    settings.STATE_ROOT = tmp_path / "state"
-    store = ImageStore(str(settings.STATE_ROOT))
-    monkeypatch.setattr("workers.node.image_store", lambda: store)
-    monkeypatch.setattr("panel.events.publish.job_progress", lambda job_id, event: None)
-
-    class NoRuntime:  # no container of these tests runs
-        def list_ids(self):
-            return []
-
-    monkeypatch.setattr("workers.node.runtime", NoRuntime)
-    return store
 
 
 def run(job):
