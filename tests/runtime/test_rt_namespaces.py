@@ -198,14 +198,14 @@ def test_top_and_size(rt, make_spec):
     spec = _started(rt, make_spec, ["sh", "-c", "head -c 12345 /dev/zero > /big; "
                                     "sleep 30 & sleep 31 & wait"])
     pid = rt.state(spec.id).pid
-    top = _wait_for(lambda: (t := rt.top(spec.id)) and len(t["Processes"]) == 3 and t,
-                    what="three processes")
+    commands = ["sh -c head -c 12345 /dev/zero > /big; sleep 30 & sleep 31 & wait",
+                "sleep 30", "sleep 31"]
+    # until both children have exec'd (a forked child still shows its parent's command)
+    top = _wait_for(lambda: (t := rt.top(spec.id)) and [r[7] for r in t["Processes"]] == commands
+                    and t, what="the three processes")
     assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     rows = top["Processes"]
     assert [r[1] for r in rows][0] == str(pid)  # host pids, as Docker shows them
-    assert [r[7] for r in rows] == [
-        "sh -c head -c 12345 /dev/zero > /big; sleep 30 & sleep 31 & wait", "sleep 30",
-        "sleep 31"]
     assert rows[1][2] == str(pid)  # PPID
     assert all(r[0] == "root" for r in rows)
     aux = rt.top(spec.id, "aux")
