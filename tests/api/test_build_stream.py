@@ -231,32 +231,28 @@ def test_client_going_away_cancels_the_build(monkeypatch, user):
     assert fake.cancelled == [str(job.id)]
 
 
-def test_client_going_away_before_the_first_line_cancels_the_build(monkeypatch, user):
-    fake = FakeBuilds(monkeypatch, [], finish=False)
-
+def _client_leaves_after(user, seconds: float) -> None:
+    """The view runs for `seconds`, then its client goes away (the view is cancelled)."""
     async def go():
         view = asyncio.ensure_future(build_api._build(request(user)))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(seconds)
         view.cancel()
         with pytest.raises(asyncio.CancelledError):
             await view
 
     asyncio.run(go())
+
+
+def test_client_going_away_before_the_first_line_cancels_the_build(monkeypatch, user):
+    fake = FakeBuilds(monkeypatch, [], finish=False)
+    _client_leaves_after(user, 0.3)
     job = Job.objects.get(kind="image.build")
     assert fake.cancelled == [str(job.id)]
 
 
 def test_client_going_away_while_the_build_is_enqueued_cancels_it(monkeypatch, user):
     fake = FakeBuilds(monkeypatch, [], finish=False, delay=0.5)
-
-    async def go():
-        view = asyncio.ensure_future(build_api._build(request(user)))
-        await asyncio.sleep(0.2)  # inside builds.build
-        view.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await view
-
-    asyncio.run(go())
+    _client_leaves_after(user, 0.2)  # inside builds.build
     job = Job.objects.get(kind="image.build")
     assert fake.cancelled == [str(job.id)]
 
