@@ -24,7 +24,23 @@ class AuditEvent(models.Model):
     object_repr = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    source = models.CharField(max_length=32, blank=True)  # panel, api, system, cli
+    # The interface: panel, api (the Docker API), command (manage.py), system (the worker).
+    source = models.CharField(max_length=32, blank=True, db_index=True)
+    address = models.GenericIPAddressField(null=True, blank=True)  # the client's
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success"
+        DENIED = "denied"  # a permission, policy or quota refusal
+        FAILED = "failed"
+
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS,
+                               db_index=True)
+    params = models.JSONField(null=True, blank=True)  # the request's parameters, secrets redacted
+    job = models.UUIDField(null=True, blank=True, db_index=True)  # the job it started or reports
+    result = models.JSONField(null=True, blank=True)  # a finished job's result / error
+    # Position in the chain (1, 2, ...): a gap names a missing row.
+    seq = models.PositiveBigIntegerField(unique=True, null=True)
     prev_digest = models.CharField(max_length=64, blank=True)
     digest = models.CharField(max_length=64, blank=True)
 

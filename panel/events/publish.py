@@ -118,3 +118,10 @@ def job_progress(job_id, event: dict) -> None:
     panel's progress bars and the Docker API's JSON progress stream. Sent at once, as the
     worker makes progress outside any transaction; the job's result keeps the final truth."""
     _sender.send([f"job.{job_id}"], {"type": "job.progress", "id": str(job_id), "event": event})
+
+
+def audit_event(event) -> None:
+    """A new audit row, for the audit page's live tail (groups `audit.all` for site admins
+    and `audit.team.<id>` for the team's auditors and owners); the page reloads the row."""
+    groups = ["audit.all"] + ([f"audit.team.{event.team_id}"] if event.team_id else [])
+    on_commit_send(groups, {"type": "audit.event", "id": event.pk, "team_id": event.team_id})

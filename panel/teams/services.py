@@ -1,4 +1,15 @@
-"""Who may do what. The full role matrix comes with the Teams issue; the shape is here."""
+"""Who may do what: the role matrix, the teams a user acts in, and the permission check.
+
+Permissions (what a role grants in its team):
+- view: see the team's objects, their logs and stats (viewer, operator, admin, owner)
+- operate: run, stop, exec, attach, build, pull... (operator, admin, owner)
+- manage: members, policy, quotas, registry credentials (admin, owner)
+- audit: read the team's audit log (auditor, owner)
+- own: delete the team (owner)
+Site admins (superusers) may do everything everywhere. A user acting through an API token
+scoped to a team (``user.token_team_id``, set by the Docker API's authentication) acts in
+that team only.
+"""
 
 from django.core.exceptions import PermissionDenied
 
@@ -6,9 +17,8 @@ from .models import Membership, Team
 
 DEFAULT_TEAM_NAME = "default"
 
-# What each role may do; site admins (superusers) may do everything.
 ROLE_PERMISSIONS = {
-    Membership.Role.OWNER: {"view", "operate", "manage"},
+    Membership.Role.OWNER: {"view", "operate", "manage", "audit", "own"},
     Membership.Role.ADMIN: {"view", "operate", "manage"},
     Membership.Role.OPERATOR: {"view", "operate"},
     Membership.Role.VIEWER: {"view"},
@@ -16,31 +26,52 @@ ROLE_PERMISSIONS = {
 }
 
 
+def roles_with(permission: str) -> list[str]:
+    return [role for role, granted in ROLE_PERMISSIONS.items() if permission in granted]
+
+
 def default_team() -> Team:
     team, _ = Team.objects.get_or_create(name=DEFAULT_TEAM_NAME)
     return team
 
 
-def teams_of(user):
-    """The teams whose objects the user may see."""
+def _token_team_id(user):
+    return getattr(user, "token_team_id", None)
+
+
+def teams_of(user, permission: str = "view"):
+    """The teams in which the user has ``permission`` (whose objects it may see by default)."""
+    teams = Team.objects.all()
+    scope = _token_team_id(user)
+    if scope is not None:
+        teams = teams.filter(pk=scope)
     if user.is_superuser:
-        return Team.objects.all()
-    return Team.objects.filter(memberships__user=user)
+        return teams
+    return teams.filter(memberships__user=user,
+                        memberships__role__in=roles_with(permission)).distinct()
 
 
 def primary_team(user) -> Team:
-    """The team new objects of this user belong to when none is named."""
-    membership = Membership.objects.filter(user=user).select_related("team").order_by("id").first()
+    """The team new objects of this user belong to when none is named: the token's team, or
+    the first team in which the user may operate."""
+    scope = _token_team_id(user)
+    if scope is not None:
+        return Team.objects.get(pk=scope)
+    membership = (Membership.objects.filter(user=user, role__in=roles_with("operate"))
+                  .select_related("team").order_by("id").first())
     if membership:
         return membership.team
     if user.is_superuser:
         return default_team()
-    raise PermissionDenied("You are not a member of any team.")
+    raise PermissionDenied("You may not create anything: you are not an operator of any team.")
 
 
 def has_permission(user, team, permission: str) -> bool:
     if user is None:  # the system itself (restart policies, reconciliation)
         return True
+    scope = _token_team_id(user)
+    if scope is not None and getattr(team, "pk", None) != scope:
+        return False
     if user.is_superuser:
         return True
     roles = Membership.objects.filter(user=user, team=team).values_list("role", flat=True)
