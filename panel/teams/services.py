@@ -53,17 +53,19 @@ def teams_of(user, permission: str = "view"):
 
 def primary_team(user) -> Team:
     """The team new objects of this user belong to when none is named: the token's team, or
-    the first team in which the user may operate."""
+    the first team in which the user may operate (else its first team, where the permission
+    check will then say no)."""
     scope = _token_team_id(user)
     if scope is not None:
         return Team.objects.get(pk=scope)
-    membership = (Membership.objects.filter(user=user, role__in=roles_with("operate"))
-                  .select_related("team").order_by("id").first())
+    memberships = Membership.objects.filter(user=user).select_related("team").order_by("id")
+    membership = (memberships.filter(role__in=roles_with("operate")).first()
+                  or memberships.first())
     if membership:
         return membership.team
     if user.is_superuser:
         return default_team()
-    raise PermissionDenied("You may not create anything: you are not an operator of any team.")
+    raise PermissionDenied("You are not a member of any team.")
 
 
 def has_permission(user, team, permission: str) -> bool:
