@@ -19,6 +19,14 @@ def _start_node_services(sender=None, **kwargs):
     node.start_services()
 
 
+@signals.worker_ready.connect
+def _start_audit_retention(sender=None, **kwargs):
+    # DOCKYARD_AUDIT_RETENTION_DAYS > 0: archive and prune old audit rows now and daily.
+    from panel.audit import retention
+
+    retention.start_schedule()
+
+
 @signals.worker_shutdown.connect
 def _stop_node_services(sender=None, **kwargs):
     from workers import node

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.db import close_old_connections
 
+from panel.audit import services as audit
 from panel.containers import history, networking, observed
 from panel.containers import resources as limits
 from panel.containers.models import Container
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 @shared_task(name="workers.tasks.run_job", acks_late=True)
 def run_job(job_id: str) -> None:
     close_old_connections()
+    with audit.working_in("system", route="workers.tasks.run_job"):
+        _run_job(job_id)
+
+
+def _run_job(job_id: str) -> None:
     job = Job.objects.select_related("node", "team").get(pk=job_id)
     if job.is_terminal:  # a redelivered message: the work is done
         return

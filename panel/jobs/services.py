@@ -4,6 +4,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from panel.audit import services as audit
 from panel.events import publish
 
 from .models import Job
@@ -48,7 +49,10 @@ def mark(job: Job, state: str, *, error: str = "", result: dict | None = None) -
     job.error = error
     if result is not None:
         job.result = result
-    job.save(update_fields=["state", "started", "finished", "progress", "error", "result"])
+    with transaction.atomic():
+        job.save(update_fields=["state", "started", "finished", "progress", "error", "result"])
+        if state in Job.TERMINAL:
+            audit.record_job_finished(job)
     publish.job_state(job)
 
 
@@ -96,3 +100,15 @@ def visible_jobs(user):
     if user is None or user.is_superuser:
         return Job.objects.all()
     return Job.objects.filter(team__in=teams_of(user))
+
+
+def resolve(user, job_id, *, kinds: str = "", message: str = "No such job") -> Job:
+    """A job the user may see (``kinds``: the kind or its prefix, "image." for every image
+    job); another team's job is a NotFound like a missing one."""
+    from panel.teams.services import hidden
+
+    jobs = Job.objects.filter(pk=job_id, kind__startswith=kinds)
+    found = jobs.filter(pk__in=visible_jobs(user)).select_related("team").first()
+    if found is None:
+        raise hidden(user, message, obj_type="job", ref=str(job_id), elsewhere=jobs)
+    return found
