@@ -19,8 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from panel.audit import services as audit
-from panel.errors import Conflict, InvalidParameter, NotFound
-from panel.teams.services import check_permission
+from panel.errors import Conflict, InvalidParameter
+from panel.teams.services import check_permission, hidden
 
 from . import policy
 from .models import Container, ExecInstance
@@ -115,7 +115,7 @@ def create(*, acting_user, container: Container, config: dict, source: str = "ap
     check_permission(acting_user, container.team, "operate")
     config = normalize(config)
     if config["Privileged"]:
-        policy.check_privileged_exec(acting_user, container.team)
+        policy.check_privileged_exec(acting_user, container.team, container)
     with transaction.atomic():
         container = Container.objects.select_for_update().get(pk=container.pk)
         check_runnable(container)
@@ -134,7 +134,9 @@ def visible(user, exec_id: str) -> ExecInstance:
     instance = (ExecInstance.objects.select_related("container", "container__team")
                 .filter(pk=exec_id, container__in=visible_containers(user)).first())
     if instance is None:
-        raise NotFound(f"No such exec instance: {exec_id}")
+        raise hidden(user, f"No such exec instance: {exec_id}", obj_type="exec", ref=exec_id,
+                     elsewhere=ExecInstance.objects.filter(pk=exec_id),
+                     team_field="container__team")
     return instance
 
 

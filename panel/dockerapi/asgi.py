@@ -2,10 +2,11 @@
 
 The panel's URLconf (panel.urls) does not include the API, so the API is reachable only
 through the front server (panel/dockerapi/server.py), which authenticates every request and
-puts the user's id in the ASGI scope under `dockyard_user_id`. This handler copies it onto
-the request and sets `request.urlconf`, which Django's resolver honours per request: the same
-settings, middleware and database, but a separate set of URLs. A client cannot forge the
-user: HTTP headers never reach the scope key.
+puts the user's id in the ASGI scope under `dockyard_user_id` (and the team its API token is
+scoped to under `dockyard_token_team_id`). This handler copies them onto the request and sets
+`request.urlconf`, which Django's resolver honours per request: the same settings, middleware
+and database, but a separate set of URLs. A client cannot forge the
+user or team: HTTP headers never reach the scope keys.
 """
 
 from django.core.handlers.asgi import ASGIHandler
@@ -13,6 +14,7 @@ from django.test.utils import override_settings
 
 URLCONF = "panel.dockerapi.urls"
 USER_SCOPE_KEY = "dockyard_user_id"
+TEAM_SCOPE_KEY = "dockyard_token_team_id"
 # The panel's middleware (sessions, CSRF, messages, frame options) has nothing to do for
 # API clients and costs a thread hop per request; the front server authenticates.
 API_MIDDLEWARE: list[str] = []
@@ -28,6 +30,7 @@ class DockerApiHandler(ASGIHandler):
         if request is not None:
             request.urlconf = URLCONF
             request.dockyard_user_id = scope.get(USER_SCOPE_KEY)
+            request.dockyard_token_team_id = scope.get(TEAM_SCOPE_KEY)
         return request, error_response
 
 

@@ -36,7 +36,6 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
 from panel.containers import console, services
@@ -113,8 +112,8 @@ class Target:
     error: str
 
 
-def _target(user_id, ref: str, stdin: bool) -> Target:
-    user = get_user_model().objects.get(pk=user_id)
+def _target(caller, ref: str, stdin: bool) -> Target:
+    user = caller.load_user()
     container = services.resolve(user, ref)
     if container.state == Container.State.PAUSED:
         raise Conflict(f"container {ref} is paused, unpause the container before attach")
@@ -212,12 +211,12 @@ class StdinLink:
 
 
 class Attach:
-    def __init__(self, conn, ref: str, query: str, headers: dict, user_id):
+    def __init__(self, conn, ref: str, query: str, headers: dict, caller):
         self.conn = conn
         self.ref = ref
         self.params = parse_qs(query, keep_blank_values=True)
         self.upgrade = headers.get(b"upgrade", b"").lower() == b"tcp"
-        self.user_id = user_id
+        self.caller = caller
         self.stdout = _flag(self.params, "stdout")
         self.stderr = _flag(self.params, "stderr")
         self.stream = _flag(self.params, "stream")
@@ -232,7 +231,7 @@ class Attach:
         conn = self.conn
         try:
             detach_keys = parse_detach_keys(self.detach_spec)
-            target = await sync_to_async(_target)(self.user_id, self.ref, self.stdin)
+            target = await sync_to_async(_target)(self.caller, self.ref, self.stdin)
         except DockyardError as exc:
             await conn.respond_error(exc.status, exc.message)
             return

@@ -7,11 +7,13 @@ import re
 from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 
+from panel.audit import context as audit_context
+from panel.audit import services as audit
 from panel.errors import DockyardError, NotModified
+from panel.teams.tokens import Caller
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +114,16 @@ def query_filters(request, known=None) -> dict[str, list[str]]:
 
 
 async def api_user(request):
-    """The user the front server authenticated (it puts the id in the ASGI scope)."""
+    """The user the front server authenticated (it puts the id, and the team its API token is
+    scoped to, in the ASGI scope), confined to that team."""
     user_id = getattr(request, "dockyard_user_id", None)
     if user_id is None:
         raise Unauthorized("authentication required")
-    user = await get_user_model().objects.filter(pk=user_id, is_active=True).afirst()
-    if user is None:
-        raise Unauthorized("the authenticated user no longer exists or is inactive")
-    return user
+    caller = Caller(user_id, getattr(request, "dockyard_token_team_id", None))
+    try:
+        return await sync_to_async(caller.load_user)()
+    except ObjectDoesNotExist:
+        raise Unauthorized("the authenticated user no longer exists or is inactive") from None
 
 
 def _map_exception(exc: Exception) -> HttpResponse:
@@ -133,6 +137,18 @@ def _map_exception(exc: Exception) -> HttpResponse:
         return error(404, str(exc) or "page not found")
     log.exception("Docker API: internal error")
     return error(500, f"internal error: {exc}")
+
+
+def route_of(request) -> str:
+    """The URL pattern a request matched, for the audit rows: /containers/<str:ref>/start,
+    /images/<name>/json."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return request.path
+    return "/" + _REGEX_GROUP.sub(r"<\1>", match.route).strip("^$")
+
+
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 
 def endpoint(**handlers):
@@ -150,13 +166,18 @@ def endpoint(**handlers):
         handler = handlers.get(request.method)
         if handler is None:
             return error(404, "page not found")
-        try:
-            request.user = await api_user(request)
-            if inspect.iscoroutinefunction(handler):
-                return await handler(request, **kwargs)
-            return await sync_to_async(handler)(request, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a Docker-shaped reply
-            return _map_exception(exc)
+        with audit_context.bound("api", address=request.META.get("REMOTE_ADDR"),
+                                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                                 route=f"{request.method} {route_of(request)}"):
+            try:
+                request.user = await api_user(request)
+                if inspect.iscoroutinefunction(handler):
+                    return await handler(request, **kwargs)
+                return await sync_to_async(handler)(request, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every error becomes a Docker-shaped reply
+                return _map_exception(exc)
+            finally:
+                await sync_to_async(audit.flush)()  # the request's refusals
 
     view.csrf_exempt = True
     view.handlers = handlers

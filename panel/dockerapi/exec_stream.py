@@ -27,7 +27,6 @@ import logging
 
 import h11
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
 from panel.containers import execs
@@ -41,8 +40,8 @@ log = logging.getLogger("dockyard.dockerapi")
 MAX_BODY = 64 * 1024
 
 
-def _claim(user_id, exec_id: str, detach: bool, rows: int, cols: int):
-    user = get_user_model().objects.get(pk=user_id)
+def _claim(caller, exec_id: str, detach: bool, rows: int, cols: int):
+    user = caller.load_user()
     instance = execs.visible(user, exec_id)
     spec = execs.begin(acting_user=user, instance=instance, detach=detach, rows=rows, cols=cols)
     return instance, spec
@@ -57,11 +56,11 @@ def _start_error_status(code: int, message: str) -> int:
 
 
 class ExecStart:
-    def __init__(self, conn, exec_id: str, headers: dict, user_id):
+    def __init__(self, conn, exec_id: str, headers: dict, caller):
         self.conn = conn
         self.exec_id = exec_id
         self.upgrade = headers.get(b"upgrade", b"").lower() == b"tcp"
-        self.user_id = user_id
+        self.caller = caller
 
     async def _body(self) -> dict | None:
         raw = b""
@@ -97,7 +96,7 @@ class ExecStart:
         size = body.get("ConsoleSize") or [0, 0]
         try:
             rows, cols = execs.check_size(*(list(size) + [0, 0])[:2])
-            instance, spec = await sync_to_async(_claim)(self.user_id, self.exec_id, detach,
+            instance, spec = await sync_to_async(_claim)(self.caller, self.exec_id, detach,
                                                          rows, cols)
         except DockyardError as exc:
             await conn.respond_error(exc.status, exc.message)

@@ -7,8 +7,8 @@ prefix, and then either
 - handles the connection-hijacking endpoints itself (`POST /containers/{id}/attach`,
   `POST /exec/{id}/start`), which ASGI cannot express, or
 - hands the request to the API's Django ASGI app in this process (panel.dockerapi.asgi),
-  with the user id in the scope, streaming the request body in and the response out
-  (chunked when the app gives no Content-Length).
+  with the user id and its token's team id in the scope, streaming the request body in and
+  the response out (chunked when the app gives no Content-Length).
 """
 
 import asyncio
@@ -26,7 +26,7 @@ import h11
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from .asgi import USER_SCOPE_KEY
+from .asgi import TEAM_SCOPE_KEY, USER_SCOPE_KEY
 from .common import API_VERSION, DOCKER_HEADERS, MIN_API_VERSION
 
 log = logging.getLogger("dockyard.dockerapi")
@@ -54,22 +54,6 @@ class ClientGone(Exception):
     pass
 
 
-# ---------------------------------------------------------------------------- authentication
-
-def _site_admin_id():
-    from django.contrib.auth import get_user_model
-
-    return (get_user_model().objects.filter(is_superuser=True, is_active=True)
-            .order_by("pk").values_list("pk", flat=True).first())
-
-
-def _token_user_id(key: str):
-    from panel.teams.models import ApiToken
-
-    user = ApiToken.authenticate(key)
-    return user.pk if user is not None else None
-
-
 # ---------------------------------------------------------------------------- one connection
 
 class HttpConnection:
@@ -82,7 +66,7 @@ class HttpConnection:
         self.client_gone = False
         self.last_request = ""
         self.method = ""
-        self._token_cache: tuple[str, int, float] | None = None
+        self._token_cache: tuple[str, object, float] | None = None  # key, Caller, when
         peer = writer.get_extra_info("peername")
         sock = writer.get_extra_info("sockname")
         if transport == "tcp" and isinstance(peer, tuple):
@@ -187,12 +171,15 @@ class HttpConnection:
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
-    async def authenticate(self, headers: dict) -> tuple[int | None, str]:
+    async def authenticate(self, headers: dict):
+        """The Caller (panel.teams.tokens) the request acts as, or None and why not."""
+        from panel.teams import tokens
+
         if self.transport == "unix":
-            user_id = await sync_to_async(_site_admin_id)()
-            if user_id is None:
+            caller = await sync_to_async(tokens.site_admin_caller)()
+            if caller is None:
                 return None, "no active site admin exists: run `manage.py bootstrap` first"
-            return user_id, ""
+            return caller, ""
         auth = headers.get(b"authorization", b"").decode("latin-1").strip()
         scheme, _, key = auth.partition(" ")
         key = key.strip()
@@ -203,12 +190,12 @@ class HttpConnection:
         cached = self._token_cache
         if cached and cached[0] == key and now - cached[2] < TOKEN_CACHE_SECONDS:
             return cached[1], ""
-        user_id = await sync_to_async(_token_user_id)(key)
-        if user_id is None:
+        caller, problem = await sync_to_async(tokens.authenticate)(key)
+        if caller is None:
             self._token_cache = None
-            return None, "invalid, expired or revoked API token"
-        self._token_cache = (key, user_id, now)
-        return user_id, ""
+            return None, problem
+        self._token_cache = (key, caller, now)
+        return caller, ""
 
     async def handle(self, request: h11.Request) -> bool:
         """Serve one request. True if the connection was hijacked (and is now finished)."""
@@ -238,8 +225,8 @@ class HttpConnection:
                                          f"{MIN_API_VERSION}, please upgrade your client to a "
                                          "newer version")
                 return False
-        user_id, problem = await self.authenticate(headers)
-        if user_id is None:
+        caller, problem = await self.authenticate(headers)
+        if caller is None:
             await self.respond_error(401, problem, extra=[(b"www-authenticate", b"Bearer")])
             return False
         if path == "/_ping" and method in ("GET", "HEAD"):
@@ -255,18 +242,35 @@ class HttpConnection:
         if attach and method == "POST":
             from .attach import Attach
 
-            await Attach(self, unquote(attach.group(1)), query, headers, user_id).run()
+            async with self.audit_bound(headers, "POST /containers/<str:ref>/attach"):
+                await Attach(self, unquote(attach.group(1)), query, headers, caller).run()
             return True
         exec_start = _EXEC_START.match(path)
         if exec_start and method == "POST":
             from .exec_stream import ExecStart
 
-            return await ExecStart(self, unquote(exec_start.group(1)), headers, user_id).run()
-        await self.asgi(method, path, raw_path, query, header_list, user_id)
+            async with self.audit_bound(headers, "POST /exec/<str:exec_id>/start"):
+                return await ExecStart(self, unquote(exec_start.group(1)), headers,
+                                       caller).run()
+        await self.asgi(method, path, raw_path, query, header_list, caller)
         return False
 
+    @contextlib.asynccontextmanager
+    async def audit_bound(self, headers: dict, route: str):
+        """The audit context of a hijacked request (the ASGI ones get theirs in the endpoint
+        wrapper, from the scope's client and headers); its refusals are written at the end."""
+        from panel.audit import context, services
+
+        user_agent = headers.get(b"user-agent", b"").decode("latin-1")
+        with context.bound("api", address=self.client[0] if self.client else None,
+                           user_agent=user_agent, route=route):
+            try:
+                yield
+            finally:
+                await sync_to_async(services.flush)()
+
     # -- Django ------------------------------------------------------------------
-    async def asgi(self, method, path, raw_path, query, header_list, user_id) -> None:
+    async def asgi(self, method, path, raw_path, query, header_list, caller) -> None:
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -280,7 +284,8 @@ class HttpConnection:
             "headers": header_list,
             "client": self.client,
             "server": self.server_addr,
-            USER_SCOPE_KEY: user_id,
+            USER_SCOPE_KEY: caller.user_id,
+            TEAM_SCOPE_KEY: caller.team_id,
         }
         body_done = False
         response_started = False

@@ -11,6 +11,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from .auditing import AuditedConnect
+
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -57,13 +59,22 @@ def _team_ids(user) -> list[int]:
 
 @database_sync_to_async
 def _may_see(user, container_id: str) -> bool:
+    """Whether the user sees the container; another team's is refused (and audited)."""
+    from panel.containers.models import Container
     from panel.containers.services import visible_containers
+    from panel.teams.services import hidden
 
-    return visible_containers(user).filter(pk=container_id).exists()
+    if visible_containers(user).filter(pk=container_id).exists():
+        return True
+    hidden(user, f"No such container: {container_id}", obj_type="container", ref=container_id,
+           elsewhere=Container.objects.filter(pk=container_id))
+    return False
 
 
-class TeamConsumer(_StateForwarder):
+class TeamConsumer(AuditedConnect, _StateForwarder):
     """ws/team/: container and job changes of every team the user belongs to (all for admins)."""
+
+    audit_route = "/ws/team/"
 
     async def connect(self):
         user = self.scope.get("user")
@@ -74,13 +85,15 @@ class TeamConsumer(_StateForwarder):
         await self.accept()
 
 
-class ContainerConsumer(_StateForwarder):
+class ContainerConsumer(AuditedConnect, _StateForwarder):
     """ws/containers/<id>/?offset=N: the container's state messages and its live output.
 
     The page shows the log file up to byte N; this consumer sends what the file got after N,
     subscribes to the shim's output channel (`1` stdout, `2` stderr, `x` exit code), and then
     forwards the live chunks, leaving out what its catch-up already carried.
     """
+
+    audit_route = "/ws/containers/<str:container_id>/"
 
     async def connect(self):
         user = self.scope.get("user")
@@ -177,10 +190,14 @@ RESERVED_JOBS_KEY = "reserved_job_ids"
 def _job_state(user, session, job_id: str) -> dict | None:
     """The job's state as publish.job_state sends it; {} for a job this session reserved
     and has not started yet; None when the user may not see it."""
-    from panel.jobs.services import visible_jobs
+    from panel.errors import NotFound
+    from panel.jobs import services as jobs
 
-    job = visible_jobs(user).filter(pk=job_id).first()
-    if job is not None:
+    try:
+        job = jobs.resolve(user, job_id)
+    except NotFound:
+        pass
+    else:
         return {"type": "job.state", "id": str(job.id), "kind": job.kind, "state": job.state,
                 "error": job.error, "target_id": job.target_id}
     if session is not None and job_id in session.get(RESERVED_JOBS_KEY, []):
@@ -188,9 +205,11 @@ def _job_state(user, session, job_id: str) -> dict | None:
     return None
 
 
-class JobConsumer(_StateForwarder):
+class JobConsumer(AuditedConnect, _StateForwarder):
     """ws/jobs/<uuid>/: one job's state changes and progress messages (Docker's JSON
     progress lines), for the users who may see the job; others are closed."""
+
+    audit_route = "/ws/jobs/<uuid:job_id>/"
 
     async def connect(self):
         user = self.scope.get("user")

@@ -28,6 +28,8 @@ from django.core.exceptions import PermissionDenied
 from panel.containers import execs
 from panel.errors import DockyardError
 
+from .auditing import AuditedConnect
+
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -42,7 +44,9 @@ def _claim(user, exec_id: str, rows: int, cols: int):
     return instance, spec
 
 
-class ExecTerminalConsumer(AsyncWebsocketConsumer):
+class ExecTerminalConsumer(AuditedConnect, AsyncWebsocketConsumer):
+    audit_route = "/ws/exec/<str:exec_id>/"
+
     async def connect(self):
         from workers.runtime.execs import ExecError, aopen_exec
 

@@ -27,6 +27,8 @@ from django.conf import settings
 
 from panel.errors import DockyardError
 
+from .auditing import AuditedConnect
+
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -89,11 +91,14 @@ class ContainerTarget(TerminalTarget):
     @classmethod
     def load(cls, user, target_id):
         from panel.containers import console
+        from panel.containers.models import Container
         from panel.containers.services import visible_containers
+        from panel.teams.services import hidden
 
         container = visible_containers(user).select_related("team").filter(pk=target_id).first()
         if container is None:
-            raise LookupError(target_id)
+            raise hidden(user, f"No such container: {target_id}", obj_type="container",
+                         ref=target_id, elsewhere=Container.objects.filter(pk=target_id))
         tty, open_stdin = console.tty_and_stdin(container)
         if not (tty and open_stdin):
             raise NoTerminal("this container has no terminal (it was created without -t -i)")
@@ -139,7 +144,9 @@ def register(kind: str, cls: type[TerminalTarget]) -> None:
     TARGETS[kind] = cls
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(AuditedConnect, AsyncWebsocketConsumer):
+    audit_route = "/ws/terminal/<str:kind>/<str:target_id>/"
+
     async def connect(self):
         self.target = None
         self.redis = self.pubsub = self.reader = self.writer = None

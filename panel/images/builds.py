@@ -26,7 +26,7 @@ from panel.audit import services as audit
 from panel.errors import InvalidParameter, NotFound, string_map
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
-from panel.teams.services import check_permission, has_permission
+from panel.teams.services import check_permission
 
 from . import credentials, references, services, spool
 
@@ -108,12 +108,10 @@ def build(user, *, context_path: str = "", remote: str = "", tags=(),
 
 def cancel(user, job_id, *, source: str = "panel") -> None:
     try:
-        job = Job.objects.filter(pk=uuid.UUID(str(job_id)), kind="image.build") \
-            .select_related("team").first()
+        job_id = uuid.UUID(str(job_id))
     except ValueError:
-        job = None
-    if job is None or job.team is None or not has_permission(user, job.team, "view"):
-        raise NotFound(f"No such build: {job_id}")
+        raise NotFound(f"No such build: {job_id}") from None
+    job = jobs.resolve(user, job_id, kinds="image.build", message=f"No such build: {job_id}")
     check_permission(user, job.team, "operate")
     with transaction.atomic():
         if jobs.request_cancel(job):

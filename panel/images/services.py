@@ -13,7 +13,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import async_to_sync
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 
@@ -22,7 +21,14 @@ from panel.errors import Conflict, DockyardError, InvalidParameter, NotFound
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
 from panel.nodes.services import local_node
-from panel.teams.services import check_permission, has_permission, primary_team, teams_of
+from panel.teams.services import (
+    check_permission,
+    deny,
+    has_permission,
+    hidden,
+    primary_team,
+    teams_of,
+)
 
 from . import changes as config_changes
 from . import credentials, references, spool
@@ -42,15 +48,26 @@ class Unauthorized(DockyardError):
 def visible_images(user):
     if user is None or user.is_superuser:
         return Image.objects.all()
-    # Images without a team (the node's base images) are shared by everyone.
+    # Images without a team (the node's base images) are shared by everyone who sees a team
+    # (not by an auditor only: it sees the audit log and nothing else).
     teams = teams_of(user)
+    if not teams.exists():
+        return Image.objects.none()
     return Image.objects.filter(
         Q(team__isnull=True) | Q(team__in=teams) | Q(shared_with__in=teams)).distinct()
 
 
 def _lookup(user, ref: str) -> tuple[Image, references.Reference | None]:
     """The image and, when it was found by a tag or a digest, that reference."""
-    images = visible_images(user)
+    found = _find(visible_images(user), ref)
+    if found is None:
+        elsewhere = _find(Image.objects.all(), ref) if user is not None else None
+        raise hidden(user, f"No such image: {ref}", obj_type="image", ref=ref,
+                     elsewhere=Image.objects.filter(pk=elsewhere[0].pk if elsewhere else None))
+    return found
+
+
+def _find(images, ref: str) -> tuple[Image, references.Reference | None] | None:
     try:
         parsed = references.parse(ref)
     except InvalidParameter:
@@ -73,7 +90,7 @@ def _lookup(user, ref: str) -> tuple[Image, references.Reference | None]:
         matches = list(images.filter(id__startswith=hex_id)[:2])
         if len(matches) == 1:
             return matches[0], None
-    raise NotFound(f"No such image: {ref}")
+    return None
 
 
 def resolve(user, ref: str) -> Image:
@@ -156,7 +173,7 @@ def _check(user, image: Image, permission: str) -> None:
     if image.team is not None:
         _team_acting_on(user, image, permission)
     elif permission != "view" and user is not None and not user.is_superuser:
-        raise PermissionDenied(f"Only site admins may change the shared image {image}.")
+        raise deny(user, None, permission, f"Only site admins may change the shared image {image}.")
 
 
 def _team_acting_on(user, image: Image, permission: str):
@@ -539,6 +556,7 @@ def save(user, refs: list[str], *, source: str = "panel") -> Job:
             tags = items.setdefault(item["image_id"], [])
             tags.extend(t for t in item["repo_tags"] if t not in tags)
     team = _acting_team(user)
+    check_permission(user, team, "operate")  # the node's work, as an export is
     with transaction.atomic():
         audit.record("image.save", actor=user, team=team, obj_type="image",
                      obj_id=next(iter(items)), obj_repr=" ".join(refs),

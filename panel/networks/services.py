@@ -20,7 +20,6 @@ import re
 import secrets
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -30,7 +29,14 @@ from panel.errors import Conflict, InvalidParameter, NotFound, string_map
 from panel.jobs import services as jobs
 from panel.nodes.models import Node
 from panel.nodes.services import local_node
-from panel.teams.services import check_permission, has_permission, primary_team, teams_of
+from panel.teams.services import (
+    check_permission,
+    deny,
+    has_permission,
+    hidden,
+    primary_team,
+    teams_of,
+)
 
 from .models import Endpoint, Network, PublishedPort
 
@@ -90,7 +96,10 @@ def visible_networks(user):
     ensure_defaults()
     if user is None or user.is_superuser:
         return Network.objects.all()
-    return Network.objects.filter(Q(team__isnull=True) | Q(team__in=teams_of(user)))
+    teams = teams_of(user)
+    if not teams.exists():  # an auditor only sees the audit log
+        return Network.objects.none()
+    return Network.objects.filter(Q(team__isnull=True) | Q(team__in=teams))
 
 
 def resolve(user, ref: str) -> Network:
@@ -99,14 +108,16 @@ def resolve(user, ref: str) -> Network:
     found = networks.filter(Q(id=ref) | Q(name=ref)).first()
     if found:
         return found
-    if _HEX_PREFIX.match(ref or ""):
-        matches = list(networks.filter(id__startswith=ref)[:2])
+    by_prefix = Q(id__startswith=ref) if _HEX_PREFIX.match(ref or "") else Q()
+    if by_prefix:
+        matches = list(networks.filter(by_prefix)[:2])
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise InvalidParameter(f"network {ref} is ambiguous ({len(matches)} matches found "
                                    "based on ID prefix)")
-    raise NotFound(f"network {ref} not found")
+    raise hidden(user, f"network {ref} not found", obj_type="network", ref=ref,
+                 elsewhere=Network.objects.filter(Q(id=ref) | Q(name=ref) | by_prefix))
 
 
 def endpoints_of(container) -> list[Endpoint]:
@@ -323,7 +334,8 @@ def _check_permission(user, network: Network, permission: str) -> None:
     if network.team is not None:
         check_permission(user, network.team, permission)
     elif user is not None and not user.is_superuser:
-        raise PermissionDenied(f"Only a site admin may change the network {network.name}.")
+        raise deny(user, None, permission,
+                   f"Only a site admin may change the network {network.name}.")
 
 
 def remove(*, acting_user, network: Network, source: str = "api"):

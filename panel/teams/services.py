@@ -9,9 +9,15 @@ Permissions (what a role grants in its team):
 Site admins (superusers) may do everything everywhere. A user acting through an API token
 scoped to a team (``user.token_team_id``, set by the Docker API's authentication) acts in
 that team only.
+
+Refusals are audited: `check_permission` (and `deny` for the checks that are not a role's)
+note a `permission.denied` row; `hidden` makes the 404 for another team's object and notes
+an `object.hidden` row, so the user cannot tell it from a missing one but the team can.
 """
 
 from django.core.exceptions import PermissionDenied
+
+from panel.errors import NotFound
 
 from .models import Membership, Team
 
@@ -51,6 +57,24 @@ def teams_of(user, permission: str = "view"):
                         memberships__role__in=roles_with(permission)).distinct()
 
 
+def roles_by_team(user) -> dict[int, set[str]]:
+    """The user's roles per team id, read once per user object (a request's user): for
+    what every page asks, such as which nav links to show."""
+    cached = getattr(user, "_dockyard_roles", None)
+    if cached is None:
+        cached = {}
+        for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role"):
+            cached.setdefault(team_id, set()).add(role)
+        user._dockyard_roles = cached
+    return cached
+
+
+def team_ids_with(user, permission: str) -> list[int]:
+    """The ids of the teams where a member has ``permission`` (not for site admins)."""
+    return [team_id for team_id, roles in roles_by_team(user).items()
+            if any(permission in ROLE_PERMISSIONS.get(role, ()) for role in roles)]
+
+
 def primary_team(user) -> Team:
     """The team new objects of this user belong to when none is named: the token's team, or
     the first team in which the user may operate (else its first team, where the permission
@@ -80,6 +104,33 @@ def has_permission(user, team, permission: str) -> bool:
     return any(permission in ROLE_PERMISSIONS.get(role, ()) for role in roles)
 
 
+def deny(user, team, permission: str, message: str = "") -> PermissionDenied:
+    """Note a `permission.denied` refusal; returns the PermissionDenied (403) to raise."""
+    from panel.audit import services as audit
+
+    message = message or f"You may not {permission} in team {team.name}."
+    audit.note_refusal(message, actor=user, team=team, action="permission.denied",
+                       params={"permission": permission})
+    return PermissionDenied(message)
+
+
 def check_permission(user, team, permission: str) -> None:
     if not has_permission(user, team, permission):
-        raise PermissionDenied(f"You may not {permission} in team {team.name}.")
+        raise deny(user, team, permission)
+
+
+def hidden(user, message: str, *, obj_type: str, ref: str, elsewhere,
+           team_field: str = "team") -> NotFound:
+    """The NotFound for a lookup that found nothing the user may see. When ``elsewhere`` (the
+    same lookup over every team's objects, a queryset) finds one, it is another team's
+    object: an `object.hidden` refusal is noted for that team (``team_field`` of the row).
+    The answer is the same either way."""
+    from panel.audit import services as audit
+
+    if user is not None:
+        found = elsewhere.values_list(team_field, flat=True)[:1]
+        if found:
+            audit.note_refusal(message, actor=user, team=Team.objects.filter(pk=found[0]).first(),
+                               action="object.hidden", obj_type=obj_type, obj_id=str(ref)[:64],
+                               obj_repr=str(ref)[:200])
+    return NotFound(message)

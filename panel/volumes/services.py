@@ -23,6 +23,7 @@ from panel.teams.services import (
     check_permission,
     default_team,
     has_permission,
+    hidden,
     primary_team,
     teams_of,
 )
@@ -42,7 +43,8 @@ def visible_volumes(user):
 def resolve(user, name: str) -> Volume:
     volume = visible_volumes(user).filter(name=name).first()
     if volume is None:
-        raise NotFound(f"get {name}: no such volume")
+        raise hidden(user, f"get {name}: no such volume", obj_type="volume", ref=name,
+                     elsewhere=Volume.objects.filter(name=name))
     return volume
 
 
