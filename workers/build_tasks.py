@@ -117,14 +117,14 @@ class BuildHost:
     def run(self, image_id: str, argv: list[str], *, env, user: str, workdir: str,
             shell=None) -> RunOutcome:
         """One RUN step in a container of the build's team on the default bridge, removed
-        (runtime, network, row) whatever happens."""
+        (runtime, network, row) whatever happens; outside the team's container quotas."""
         container = containers.create(
             acting_user=self.job.actor, team=self.job.team,
             source=self.job.payload.get("source") or "system",
             config={"Image": image_id, "Entrypoint": [""], "Cmd": list(argv), "Env": list(env),
                     "User": user or "", "WorkingDir": workdir or "",
                     "Labels": {BUILD_LABEL: str(self.job.id)}},
-            host_config={"NetworkMode": "default"})
+            host_config={"NetworkMode": "default"}, build_step=True)
         try:
             self.log(f" ---> Running in {container.short_id}\n")
             exit_code = self._run_to_the_end(container)

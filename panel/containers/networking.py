@@ -157,14 +157,14 @@ def resolve_links(user, links: list[str]) -> list[str]:
 def resolve(acting_user, config: dict, host_config: dict,
             networking_config: dict | None) -> dict:
     """At create: {"network": Network|None, "ip", "aliases", "links", "join": container id|None,
-    "mode": the stored NetworkMode}."""
+    "host": whether it is the node's network (--network host, team policy)}."""
     from panel.networks import services as networks
 
     from . import services
 
     mode = mode_of(host_config)
     raw_mode = host_config.get("NetworkMode") or "default"
-    plan = {"network": None, "ip": "", "aliases": [], "links": [], "join": None}
+    plan = {"network": None, "ip": "", "aliases": [], "links": [], "join": None, "host": False}
     if mode.startswith("container:"):
         try:
             other = services.resolve(acting_user, mode.split(":", 1)[1])
@@ -183,6 +183,7 @@ def resolve(acting_user, config: dict, host_config: dict,
         if _endpoint_config(networking_config, raw_mode, network).get("IPAMConfig"):
             raise InvalidParameter("user specified IP address is supported on user defined "
                                    "networks only")
+        plan["host"] = network.driver == "host"
         return plan
     ip, aliases, links = endpoint_settings(_endpoint_config(networking_config, raw_mode,
                                                             network))
@@ -216,6 +217,18 @@ def exposed_ports(container) -> list[str]:
             *_bindings(container.host_config)}
     ports = {parse_port(k) for k in keys}
     return [f"{port}/{proto}" for port, proto in sorted(ports)]
+
+
+def explicit_host_ports(host_config: dict) -> list[tuple[str, int, int]]:
+    """(port key, first, last) of each binding that names its host port(s) (-p 80:80,
+    -p 8000-8010:80); the random ones (-p 80, -P) are left out (team policy's low ports)."""
+    out = []
+    for key, entries in _bindings(host_config).items():
+        for entry in entries or []:
+            first, last = _host_port((entry or {}).get("HostPort"))
+            if first:
+                out.append((key, first, last))
+    return out
 
 
 def wanted_ports(container) -> list[dict]:

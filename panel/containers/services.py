@@ -7,14 +7,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from panel.audit import services as audit
-from panel.errors import Conflict, InvalidParameter, NotFound, NotModified
+from panel.errors import Conflict, InvalidParameter, NotModified
 from panel.events import publish
 from panel.images import services as images
 from panel.jobs import services as jobs
 from panel.nodes.services import local_node
-from panel.teams.services import check_permission, primary_team, teams_of
+from panel.teams.services import check_permission, hidden, primary_team, teams_of
 
-from . import history, mounts, names, networking, policy, sharing, userns
+from . import history, mounts, names, networking, policy, quotas, sharing, userns
 from . import resources as limits  # cgroup limits: completed at create, docker update
 from .models import Container
 from .specs import validate_request
@@ -29,19 +29,22 @@ def visible_containers(user):
 
 
 def resolve(user, ref: str) -> Container:
-    """A container by full id, exact name, or unique id prefix, as Docker looks them up."""
+    """A container by full id, exact name, or unique id prefix, as Docker looks them up;
+    another team's container is as missing as one that does not exist."""
     containers = visible_containers(user)
     ref = ref.removeprefix("/")
     found = containers.filter(Q(id=ref) | Q(name=ref)).first()
     if found:
         return found
-    if _HEX_PREFIX.match(ref):
-        matches = list(containers.filter(id__startswith=ref)[:2])
+    by_prefix = Q(id__startswith=ref) if _HEX_PREFIX.match(ref) else Q()
+    if by_prefix:
+        matches = list(containers.filter(by_prefix)[:2])
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
-    raise NotFound(f"No such container: {ref}")
+    raise hidden(user, f"No such container: {ref}", obj_type="container", ref=ref,
+                 elsewhere=Container.objects.filter(Q(id=ref) | Q(name=ref) | by_prefix))
 
 
 def _summary(container: Container) -> dict:
@@ -62,19 +65,23 @@ def _enqueue(kind: str, container: Container, actor, payload: dict | None = None
 
 
 def create(*, acting_user, config: dict, host_config: dict | None = None, name: str | None = None,
-           team=None, source: str = "api", networking_config: dict | None = None) -> Container:
+           team=None, source: str = "api", networking_config: dict | None = None,
+           build_step: bool = False) -> Container:
     """Record a new container in state created; the worker prepares its root at start.
-    ``networking_config``: the request's NetworkingConfig (--ip, --network-alias)."""
+    ``networking_config``: the request's NetworkingConfig (--ip, --network-alias).
+    ``build_step``: a build's RUN container, outside the team's quotas (quotas.py)."""
     team = team or primary_team(acting_user)
     check_permission(acting_user, team, "operate")
     host_config = host_config or {}
     request = validate_request(config, host_config)
     limits.adapt(host_config)  # MemorySwap = 2 x Memory, as dockerd
-    policy.check_host_namespaces(acting_user, team, host_config)  # --pid/--ipc/--uts host
     policy.check_security(acting_user, team, host_config)  # --privileged, --device, caps...
     userns.check_policy(acting_user, team, host_config)  # --userns host on a remapping node
+    policy.check_low_ports(acting_user, team, host_config)  # -p 80:80
     joins = sharing.resolve_joins(acting_user, host_config)  # --pid/--ipc container:<x>
     net_plan = networking.resolve(acting_user, config, host_config, networking_config)
+    policy.check_host_namespaces(acting_user, team, host_config,  # --pid/--ipc/--uts host
+                                 host_network=net_plan["host"])  # --network host
     joins.update({"net": net_plan["join"]} if net_plan["join"] else {})  # --network container:
     image = images.resolve(acting_user, request.image_ref)
     mount_list = mounts.resolve(acting_user=acting_user, team=team, config=config,
@@ -82,6 +89,8 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
     name = names.validate(name) if name else None
     try:
         with transaction.atomic():
+            if not build_step:
+                quotas.check_create(acting_user, team, host_config)  # locks the team's row
             container = Container.objects.create(
                 id=secrets.token_hex(32),
                 name=name or _free_generated_name(),
@@ -283,6 +292,7 @@ def update(*, acting_user, container: Container, resources: dict, source: str = 
         raise Conflict(f"Cannot update container {container.id}: container is marked for "
                        "removal and cannot be \"update\"")
     new = limits.merge_update(container.host_config, resources)
+    quotas.check_update(acting_user, container, new)  # -m/--cpus that grow
     diff = limits.changed(container.host_config, new)
     audit.record("container.update", actor=acting_user, team=container.team,
                  obj_type="container", obj_id=container.id, obj_repr=container.name,

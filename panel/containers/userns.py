@@ -1,11 +1,11 @@
 """HostConfig.UsernsMode and the node's userns-remap (``DOCKYARD_USERNS_REMAP``).
 
 With a remap, every container gets a user namespace whose root is an unprivileged uid of
-the node (workers/runtime/userns.py); ``--userns host`` opts out, a site admin's privilege
-(the Teams issue makes it team policy). As dockerd does, a remapped container cannot share
-the node's PID or IPC namespace nor be privileged; joining another container's PID or IPC
-namespace would need its user namespace too, which is not built: those ask for
-``--userns host``.
+the node (workers/runtime/userns.py); ``--userns host`` opts out, as the team's policy
+allows (``allow_host_namespaces``; site admins always may). As dockerd does, a remapped
+container cannot share the node's PID or IPC namespace nor be privileged; joining another
+container's PID or IPC namespace would need its user namespace too, which is not built:
+those ask for ``--userns host``.
 """
 
 from django.conf import settings
@@ -13,7 +13,7 @@ from django.conf import settings
 from panel.errors import InvalidParameter
 from workers.runtime import userns as runtime_userns
 
-from .policy import Forbidden
+from . import policy
 
 MODES = ("", "host")
 
@@ -54,16 +54,11 @@ def validate(config: dict, host_config: dict) -> None:
 
 
 def check_policy(user, team, host_config: dict) -> None:
-    """``--userns host`` on a remapping node: the container's root is the node's root, a
-    site admin's privilege (403)."""
+    """``--userns host`` on a remapping node: the container's root is the node's root; the
+    team's policy decides (``allow_host_namespaces``, 403)."""
     if remap() is None or _mode(host_config) != "host":
         return
-    if user is None or user.is_superuser:
-        return
-    raise Forbidden(
-        "--userns host: running as the node's root is a privilege of site admins on this "
-        f"node (userns-remap); ask one to run this container for team "
-        f"{getattr(team, 'name', team)}")
+    policy.check_userns_host(user, team)
 
 
 def runtime_fields(container) -> dict:

@@ -1,10 +1,13 @@
 """A team's storage quota: the image layers its images hold on the node.
 
-`Team.storage_quota` (bytes; null = no limit) is set by a site admin (Django admin; the Teams
-issue adds the UI). A team's usage is the uncompressed size of the distinct layers of its
-images; a layer counts once per team however many of its images share it, and not at all
-when a shared image (no team: the node's base images) holds it too. Checked by the worker
-before an image is recorded: each build step, and pull, load, import and commit.
+`Team.storage_quota` (bytes; null = no limit) is set by a team admin on the team's policy
+page (or a site admin in the Django admin); like the container quotas
+(panel/containers/quotas.py) it binds everyone acting in the team, site admins included.
+A team's usage is the uncompressed size of the distinct layers of its images; a layer
+counts once per team however many of its images share it, and not at all when a shared
+image (no team: the node's base images) holds it too. Checked by the worker before an
+image is recorded: each build step, and pull, load, import and commit. A refusal fails the
+job with a 403 (its `job.finished` audit row has the outcome "denied").
 """
 
 from panel.containers.policy import Forbidden
