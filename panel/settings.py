@@ -93,6 +93,22 @@ def _env_bytes(name: str, default: int) -> int:
 MAX_LAYER_SIZE = _env_bytes("DOCKYARD_MAX_LAYER_SIZE", 16 * 1024**3)
 
 
+def _env_days(name: str) -> int:
+    raw = os.environ.get(name, "").strip() or "0"
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, not {raw!r}") from None
+    if days < 0:
+        raise ValueError(f"{name} must not be negative")
+    return days
+
+
+# Audit rows older than this many days are archived and pruned by the worker; 0 keeps them.
+AUDIT_RETENTION_DAYS = _env_days("DOCKYARD_AUDIT_RETENTION_DAYS")
+AUDIT_ARCHIVE_DIR = STATE_ROOT / "audit-archive"
+
+
 def _secret_key() -> str:
     key = os.environ.get("DOCKYARD_SECRET_KEY")
     if key:
@@ -129,6 +145,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "panel.teams",
     "panel.nodes",
     "panel.audit",
@@ -150,6 +168,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified() after a TOTP code
+    # Who asks from where, for the audit rows; writes the request's refusals at its end.
+    "panel.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -222,10 +243,40 @@ STORAGES = {
 # Fresh checkouts and tests serve straight from static/, before any collectstatic.
 WHITENOISE_USE_FINDERS = True
 
+# Cookies out of scripts' reach (no script reads csrftoken: forms carry {% csrf_token %}),
+# not sent on cross-site requests; a session lasts 12 hours.
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 12 * 3600
 X_FRAME_OPTIONS = "DENY"
+# DOCKYARD_HTTPS=1: the panel is served over HTTPS by a proxy that sets X-Forwarded-Proto.
+HTTPS = _env_bool("DOCKYARD_HTTPS")
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+
+
+def _env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
+
+
+# Failed sign-ins (panel.teams.login): at most LOGIN_MAX_FAILURES per account, and four times
+# that per address, within LOGIN_WINDOW seconds; further attempts are refused unchecked.
+LOGIN_MAX_FAILURES = _env_count("DOCKYARD_LOGIN_MAX_FAILURES", 5)
+LOGIN_ADDRESS_MAX_FAILURES = 4 * LOGIN_MAX_FAILURES
+LOGIN_WINDOW = _env_seconds("DOCKYARD_LOGIN_WINDOW", 15 * 60)
+OTP_TOTP_ISSUER = "Dockyard"
+# Wrong TOTP codes count as failed sign-ins above; django-otp's own per-device back-off is off
+# so that one limit (audited) applies, and a right code right after a typo is accepted.
+OTP_TOTP_THROTTLE_FACTOR = 0
 
 CHANNEL_LAYERS = {
     "default": {

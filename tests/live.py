@@ -671,10 +671,12 @@ class LiveStack:
             )
         return r.stdout
 
-    def create_token(self, username: str | None = None) -> str:
-        """A Docker API token for a user (default: the admin)."""
+    def create_token(self, username: str | None = None, team: str | None = None) -> str:
+        """A Docker API token for a user (default: the admin), scoped to `team` (default: the
+        user's only team; none for the admin)."""
+        args = ["--team", team] if team else []
         return (
-            self.manage("createtoken", "--quiet", username or self.admin_username)
+            self.manage("createtoken", "--quiet", username or self.admin_username, *args)
             .strip()
             .splitlines()[-1]
         )

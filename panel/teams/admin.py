@@ -16,5 +16,5 @@ class TeamAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "created", "expires", "last_used", "revoked"]
+    list_display = ["name", "user", "team", "created", "expires", "last_used", "revoked"]
     readonly_fields = ["key_hash", "last_used"]

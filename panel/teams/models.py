@@ -1,9 +1,7 @@
 import hashlib
-import secrets
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 
 class Team(models.Model):
@@ -87,23 +85,9 @@ class ApiToken(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user, name: str, expires=None) -> tuple["ApiToken", str]:
-        """Create a token; the plain key is returned once and never stored."""
-        key = cls.PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=cls.hash_key(key), expires=expires)
-        return token, key
+    def issue(cls, user, name: str, *, team=None, expires=None) -> tuple["ApiToken", str]:
+        """Create a token (panel.teams.tokens.issue: checked and audited); the plain key is
+        returned once and never stored."""
+        from .tokens import issue
 
-    @classmethod
-    def authenticate(cls, key: str):
-        """The user a valid key belongs to, or None."""
-        try:
-            token = cls.objects.select_related("user").get(key_hash=cls.hash_key(key), revoked=False)
-        except cls.DoesNotExist:
-            return None
-        now = timezone.now()
-        if token.expires and token.expires <= now:
-            return None
-        if not token.user.is_active:
-            return None
-        cls.objects.filter(pk=token.pk).update(last_used=now)
-        return token.user
+        return issue(user, name, team=team, expires=expires)
