@@ -18,11 +18,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from panel.errors import DockyardError
+from panel.errors import DockyardError, NotFound
 from panel.images import builds, references, spool
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
-from panel.teams.services import has_permission, teams_of
+from panel.teams.services import check_permission, has_permission, primary_team, teams_of
 
 from .image_views import (
     _default_team,
@@ -214,6 +214,8 @@ def image_build(request):
     build and go to its page."""
     form = BuildForm(request.POST or None, request.FILES or None, user=request.user)
     may_build = bool(form.teams) or request.user.is_superuser
+    if request.method == "POST" and not may_build:  # a 403 page, and an audited refusal
+        check_permission(request.user, primary_team(request.user), "operate")
     if request.method == "POST" and may_build and form.is_valid():
         try:
             job = _start(request, form)
@@ -233,10 +235,10 @@ def image_build(request):
 
 
 def _get_build(user, job_id) -> Job:
-    job = jobs.visible_jobs(user).filter(pk=job_id, kind=BUILD_KIND).first()
-    if job is None:
-        raise Http404("No such build")
-    return job
+    try:
+        return jobs.resolve(user, job_id, kinds=BUILD_KIND, message=f"No such build: {job_id}")
+    except NotFound as exc:
+        raise Http404(exc.message) from None
 
 
 def _outcome(job) -> dict:
@@ -275,7 +277,7 @@ def build_cancel(request, job_id):
     job = _get_build(request.user, job_id)
     try:
         builds.cancel(request.user, job.id, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
     else:
         if not job.is_terminal:

@@ -30,7 +30,7 @@ from panel.images.models import Image, RegistryCredential
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
 from panel.teams.models import Membership
-from panel.teams.services import has_permission, teams_of
+from panel.teams.services import has_permission, hidden, teams_of
 
 from .team_choice import offer_teams
 
@@ -240,7 +240,7 @@ def image_tag(request, image_id):
     try:
         target = references.parse_tag(request.POST.get("target", "").strip())
         images.tag(request.user, image.id, target.repository, target.tag, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(image.id)
     messages.success(request, f"Tagged {image.short_id} as {target}.")
@@ -258,7 +258,7 @@ def image_remove(request, image_id):
     try:
         report = images.remove(request.user, ref, force=request.POST.get("force") == "on",
                                source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(image.id)
     lines = [f"{kind} {what}" for entry in report for kind, what in entry.items()]
@@ -279,7 +279,7 @@ def image_push(request, image_id):
         return _back(image.id)
     try:
         job = images.push(request.user, ref, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(image.id)
     return redirect("web:image-job", job_id=job.id)
@@ -299,7 +299,7 @@ def image_save(request, image_id):
     try:
         job = images.save(request.user, [str(tag) for tag in tags] or [image.id], source="panel")
         job = async_to_sync(jobs.wait_for)(job.id, timeout=SAVE_TIMEOUT)
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(image.id)
     if job.state != Job.State.SUCCEEDED:
@@ -367,10 +367,10 @@ def image_load(request):
 
 
 def _get_job(user, job_id) -> Job:
-    job = jobs.visible_jobs(user).filter(pk=job_id, kind__startswith="image.").first()
-    if job is None:
-        raise Http404("No such job")
-    return job
+    try:
+        return jobs.resolve(user, job_id, kinds="image.")
+    except NotFound as exc:
+        raise Http404(exc.message) from None
 
 
 def _outcome(job) -> dict:
@@ -442,11 +442,14 @@ def registry_credential_remove(request, credential_id):
     rows = {row["credential"].pk: row["credential"] for row in _credential_rows(request.user)}
     credential = rows.get(credential_id)
     if credential is None:
-        raise Http404("No such credential")
+        refusal = hidden(request.user, "No such credential", obj_type="registry-credential",
+                         ref=str(credential_id),
+                         elsewhere=RegistryCredential.objects.filter(pk=credential_id))
+        raise Http404(refusal.message)
     try:
         credentials.remove(credential.team, credential.registry, acting_user=request.user,
                            source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"Removed the credentials of {credential.team.name} for "

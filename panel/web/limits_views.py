@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -32,7 +31,7 @@ def container_update(request, container_id):
     try:
         containers.update(acting_user=request.user, container=container, resources=body,
                           source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, getattr(exc, "message", None) or str(exc))
     else:
         messages.success(request, f"Update of the limits of {container.name} requested.")

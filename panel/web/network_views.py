@@ -277,7 +277,7 @@ def network_remove(request, name):
     network = _get_network(request.user, name)
     try:
         networks.remove(acting_user=request.user, network=network, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         if request.POST.get("back") == "detail":  # the button on the network's own page
             return _back(network)
@@ -307,7 +307,7 @@ def network_connect(request, name):
     try:
         networks.connect(acting_user=request.user, network=network, container=container,
                          ip=request.POST.get("ip", "").strip(), aliases=aliases, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(network)
     messages.success(request, f"Connected {container.name} to {network.name}.")
@@ -325,7 +325,7 @@ def network_disconnect(request, name):
     try:
         networks.disconnect(acting_user=request.user, network=network, container=container,
                             source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(network)
     messages.success(request, f"Disconnected {container.name} from {network.name}.")
@@ -350,7 +350,7 @@ def network_policy(request, name):
         networks.set_policy(acting_user=request.user, network=network,
                             icc=request.POST.get("icc") == "on",
                             allow=_posted_pairs(request.POST), source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, _error_text(exc))
         return _back(network)
     messages.success(request, f"Policy of {network.name} saved.")

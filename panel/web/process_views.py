@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -25,7 +24,7 @@ def container_rename(request, container_id):
     try:
         renamed = containers.rename(acting_user=request.user, container=container, new_name=new,
                                     source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, getattr(exc, "message", None) or str(exc))
     else:
         messages.success(request, f"Renamed {old} to {renamed.name}.")

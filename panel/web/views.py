@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,12 +16,13 @@ from panel.containers import security as container_security
 from panel.containers import services as containers
 from panel.containers.models import Container
 from panel.containers.status import command_of, status_text
-from panel.errors import DockyardError
+from panel.errors import DockyardError, NotFound
 from panel.images.models import ImageTag
 from panel.images.services import visible_images
+from panel.jobs.services import resolve as resolve_job
 from panel.jobs.services import visible_jobs
 from panel.teams.models import Membership
-from panel.teams.services import has_permission, teams_of
+from panel.teams.services import has_permission, hidden, team_ids_with, teams_of
 
 from . import logs
 from . import rows as container_rows
@@ -35,12 +35,22 @@ def _get_container(user, container_id: str) -> Container:
     try:
         return found.get(pk=container_id)
     except Container.DoesNotExist:
-        raise Http404("No such container") from None
+        raise _hidden_container(user, container_id) from None
+
+
+def _hidden_container(user, container_id: str) -> Http404:
+    """The 404 for a container the user may not see (audited when it is another team's)."""
+    refusal = hidden(user, f"No such container: {container_id}", obj_type="container",
+                     ref=container_id, elsewhere=Container.objects.filter(pk=container_id))
+    return Http404(refusal.message)
 
 
 def _live_context(request) -> dict:
     """A Team column only for those who see more than one team."""
-    return {"show_team": teams_of(request.user).count() > 1}
+    user = request.user
+    if user.is_superuser:
+        return {"show_team": teams_of(user).count() > 1}
+    return {"show_team": len(team_ids_with(user, "view")) > 1}
 
 
 @login_required
@@ -62,7 +72,7 @@ def container_row(request, container_id):
     found = containers.visible_containers(request.user).filter(pk=container_id)
     rows, configs = container_rows.load(found)
     if not rows:
-        raise Http404("No such container")
+        raise _hidden_container(request.user, container_id)
     show_team = _live_context(request)["show_team"]
     return HttpResponse(container_rows.render(rows, configs, show_team=show_team,
                                               host=request_host(request)))
@@ -156,7 +166,7 @@ def container_action(request, container_id, action):
     kwargs = {"force": True} if action == "remove" and request.POST.get("force") else {}
     try:
         service(acting_user=request.user, container=container, source="panel", **kwargs)
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, getattr(exc, "message", None) or str(exc))
         return redirect("web:container-detail", container_id=container.id)
     messages.success(request, done.format(name=container.name))
@@ -188,9 +198,10 @@ def job_list(request):
 
 @login_required
 def job_row(request, job_id):
-    job = _jobs(request.user).filter(pk=job_id).first()
-    if job is None:
-        raise Http404("No such job")
+    try:
+        job = resolve_job(request.user, job_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
     _link_targets([job])
     return render(request, "web/_job_row.html", {"job": job, "now": timezone.now(),
                                                  **_live_context(request)})

@@ -63,7 +63,7 @@ class VolumeForm(forms.Form):
                                      "spellcheck": "false"}),
         help_text="One key=value per line (--opt). Empty: a directory on this node's disk. "
                   "type=tmpfs, device=tmpfs, o=size=64m: in memory. "
-                  "type=none, o=bind, device=/srv/data: a host directory (site admins).",
+                  "type=none, o=bind, device=/srv/data: a host directory (team policy).",
     )
     team = forms.ChoiceField(required=False)
 
@@ -179,7 +179,7 @@ def volume_remove(request, name):
     volume = _get_volume(request.user, name)
     try:
         volumes.remove(acting_user=request.user, volume=volume, source="panel")
-    except (DockyardError, PermissionDenied) as exc:
+    except DockyardError as exc:  # PermissionDenied: a 403 page
         messages.error(request, getattr(exc, "message", None) or str(exc))
         if request.POST.get("back") == "detail":  # the button on the volume's own page
             return redirect("web:volume-detail", name=volume.name)

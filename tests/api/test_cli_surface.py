@@ -248,8 +248,8 @@ def test_host_namespaces_are_for_site_admins(cli, names, plain_user_token):
         name = names("hostns")
         r = cli("run", "--name", name, flag, "host", IMAGE, "true", token=plain_user_token)
         assert r.returncode != 0
-        assert f"{flag} host: sharing the node's namespaces is a privilege of site admins" \
-            in r.stderr
+        assert f"{flag} host: the policy of team nsteam does not allow sharing the node's " \
+            "namespaces" in r.stderr
         assert name not in _ok(cli("ps", "-a", "--format", "{{.Names}}")).split()
     # an ordinary container is fine for them
     name = names("plain")

@@ -140,7 +140,7 @@ def test_more_privileges_are_for_site_admins(cli, names, live_stack):
                          (["--device", "/dev/loop0"], "--device /dev/loop0"),
                          (["--security-opt", "seccomp=unconfined"], "seccomp=unconfined")):
         r = cli("run", "--rm", *flags, IMAGE, "true", token=token)
-        assert r.returncode != 0 and words in r.stderr and "privilege of site admins" in r.stderr
+        assert r.returncode != 0 and words in r.stderr and "policy of team secteam" in r.stderr
     # dropping, hardening and the default set are fine
     r = cli("run", "--rm", "--cap-drop", "ALL", "--cap-add", "CHOWN", "--read-only",
             "--security-opt", "no-new-privileges", IMAGE, "echo", "ok", token=token)
@@ -148,4 +148,4 @@ def test_more_privileges_are_for_site_admins(cli, names, live_stack):
     name = names("plainexec")
     _ok(cli("run", "-d", "--name", name, IMAGE, "sleep", "600", token=token))
     r = cli("exec", "--privileged", name, "true", token=token)
-    assert r.returncode != 0 and "privilege of site admins" in r.stderr
+    assert r.returncode != 0 and "policy of team secteam does not allow" in r.stderr

@@ -1,7 +1,7 @@
 """The team's storage quota (Team.storage_quota, panel/images/quota.py): distinct layers count
 once; a pull or an import that would go over it fails with a 403 and leaves no row and no
 file of the new image; a team already over it downloads nothing; a build stops at the step
-that would go over it, tagging nothing."""
+that would go over it, tagging nothing; its RUN steps are outside the container quotas."""
 
 import io
 import os
@@ -134,3 +134,14 @@ def test_a_build_over_the_quota_stops(build_node, owner, team):  # noqa: F811
     assert not ImageTag.objects.filter(repository="big").exists()
     assert quota.usage(team) <= 100_000
     assert build_node.leftovers() == []
+
+
+def test_run_steps_are_outside_the_container_quotas(build_node, owner, team):  # noqa: F811
+    """A build's RUN containers are the system's, transient: a team with no room left for
+    containers (and a memory quota its RUN steps do not ask for) still builds."""
+    team.max_containers, team.max_memory, team.max_nano_cpus = 0, 64 * 1024 ** 2, 10 ** 9
+    team.save()
+    job = build_node.build(owner, {"Dockerfile": "FROM busybox:1.29\nRUN echo hi > /hi\n"},
+                           tags=["steps:1"])
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert not Container.objects.filter(team=team).exists()

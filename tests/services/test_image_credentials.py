@@ -42,7 +42,8 @@ def test_store_replace_remove(owner, viewer, team):
     credentials.remove(team, "localhost:5000", acting_user=owner, source="api")
     assert credentials.for_registry(team, "localhost:5000") is None
     assert [e.action for e in AuditEvent.objects.order_by("id")] == [
-        "registry.login", "registry.login", "registry.logout"]
+        "registry.login", "registry.login", "permission.denied", "permission.denied",
+        "registry.logout"]
     stored = _everything_stored()
     assert "s3cret" not in stored and "n3w" not in stored
 

@@ -196,6 +196,8 @@ def test_modes_and_runtime_fields(owner, team, image, settings):
     from workers.runtime.network import NetworkManager
 
     netns = NetworkManager(str(settings.STATE_ROOT), settings.RESOURCE_PREFIX).netns_path
+    team.allow_host_namespaces = True  # --network host: team policy
+    team.save()
     host = _container(owner, team, "hh", "host")
     none = _container(owner, team, "nn", "none")
     base = _container(owner, team, "bb")

@@ -1,5 +1,6 @@
 """HostConfig security fields: validation with Docker's words, the runtime spec's fields, and
-the policy that keeps more than Docker's default privileges to site admins (403)."""
+the team policy that keeps more than Docker's default privileges to site admins unless the
+team allows them (403; tests/services/test_team_policy.py has each policy field)."""
 
 import json
 
@@ -36,7 +37,7 @@ def admin(team):
     ({"SecurityOpt": ['seccomp={"defaultAction": "SCMP_ACT_ALLOW"}']}, "custom profile"),
 ])
 def test_more_than_the_default_is_refused_to_members(owner, team, image, host_config, words):
-    with pytest.raises(Forbidden, match="privilege of site admins") as info:
+    with pytest.raises(Forbidden, match="the policy of team blue does not allow") as info:
         create(owner, team, **host_config)
     assert words in info.value.message and info.value.status == 403
 

@@ -1,6 +1,7 @@
 """--userns and the node's userns-remap in the create service: the maps in the runtime spec,
---userns host as a site admin's opt-out (403 for members), and what a user namespace rules
-out (400, with dockerd's words)."""
+--userns host as an opt-out for site admins and the teams whose policy allows the node's
+namespaces (403 for the others), and what a user namespace rules out (400, with dockerd's
+words)."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -40,11 +41,14 @@ def test_remapped_containers_get_the_maps(remap, owner, admin, team, image, enqu
     assert (spec.userns_mode, spec.uid_map) == ("host", [])
 
 
-def test_userns_host_is_refused_to_members(remap, owner, team, image, enqueued):
-    with pytest.raises(Forbidden, match="--userns host: running as the node's root is a "
-                                        "privilege of site admins") as info:
+def test_userns_host_follows_the_team_policy(remap, owner, team, image, enqueued):
+    with pytest.raises(Forbidden, match="--userns host: the policy of team blue does not "
+                                        "allow sharing the node's namespaces") as info:
         create(owner, team, UsernsMode="host")
     assert info.value.status == 403
+    team.allow_host_namespaces = True
+    team.save()
+    assert userns.runtime_fields(create(owner, team, UsernsMode="host"))["uid_map"] == []
 
 
 def test_without_remap_userns_host_changes_nothing(settings, owner, team, image, enqueued):

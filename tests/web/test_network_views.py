@@ -307,7 +307,9 @@ def test_container_page_and_list_show_the_network_and_port_links(login, alice, b
     assert "127.0.0.1:40053</a>-&gt;53/udp" in row
 
 
-def test_container_page_of_a_host_network_container(login, alice, image):
+def test_container_page_of_a_host_network_container(login, alice, blue, image):
+    blue.allow_host_namespaces = True  # --network host: team policy
+    blue.save()
     box = _container(alice, "box", "host")
     content = login(alice).get(f"/containers/{box.id}/").content.decode()
     assert "the node's own network stack" in content

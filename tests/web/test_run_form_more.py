@@ -139,7 +139,7 @@ def test_processes_of_a_stopped_container(login, alice, mallory, box):
 
 def test_host_namespaces_are_a_site_admin_privilege(alice, blue, image, enqueued):
     for field in ("PidMode", "IpcMode", "UTSMode"):
-        with pytest.raises(Forbidden, match="privilege of site admins") as exc:
+        with pytest.raises(Forbidden, match="policy of team blue does not allow") as exc:
             services.create(acting_user=alice, team=blue,
                             config={"Image": "busybox:1.29"}, host_config={field: "host"})
         assert exc.value.status == 403

@@ -94,7 +94,7 @@ def test_host_bind_mounts_are_refused_to_non_admins(login, alice, image, enqueue
     response = login(alice).post("/containers/new/", {"image": "busybox:1.29", **data})
     assert response.status_code == 200
     message = " ".join(response.context["form"].errors[field])
-    assert "/etc" in message and "site admin" in message
+    assert "/etc" in message and "policy of team blue" in message
     assert not Container.objects.exists() and enqueued == []
 
 

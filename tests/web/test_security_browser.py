@@ -63,7 +63,7 @@ def test_privileged_is_refused_to_a_non_admin_with_a_clear_error(live_stack, ope
         expect(section).to_have_attribute("open", "")
         error = section.locator(".field.has-error .field-error")
         expect(error).to_contain_text("--privileged")
-        expect(error).to_contain_text("privilege of site admins")
+        expect(error).to_contain_text("policy of team default does not allow")
         error.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "run-form-privileged-refused.png"), full_page=True)
         r = live_stack.docker_cli("ps", "-a", "--format", "{{.Names}}")

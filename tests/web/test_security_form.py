@@ -31,7 +31,7 @@ def test_security_fields_make_dockers_request(login, alice, image, enqueued):
     ({"cap_add": "NOPE"}, "cap_add", 'unknown capability: "CAP_NOPE"'),
     ({"devices": "dev/x"}, "devices", "not an absolute path"),
     ({"devices": "/dev/x:/dev/y:rwx"}, "devices", "invalid device mode"),
-    ({"privileged": "on"}, "privileged", "privilege of site admins"),
+    ({"privileged": "on"}, "privileged", "the policy of team blue does not allow"),
     ({"cap_add": "sys_admin"}, "cap_add", "--cap-add CAP_SYS_ADMIN"),
     ({"devices": "/dev/loop0"}, "devices", "--device /dev/loop0"),
     ({"seccomp_unconfined": "on"}, "seccomp_unconfined", "seccomp=unconfined"),

@@ -46,7 +46,7 @@ class SecuritySection(RunSection):
         widget=forms.TextInput(attrs={"placeholder": "e.g. NET_ADMIN SYS_TIME",
                                       "autocomplete": "off", "spellcheck": "false"}),
         help_text="Names with or without CAP_, separated by spaces or commas; ALL for every "
-                  "one (--cap-add). Beyond Docker's default set: site admins only.",
+                  "one (--cap-add). Beyond Docker's default set: as the team's policy allows.",
     )
     cap_drop = forms.CharField(
         max_length=1000, required=False, label="Drop capabilities",
@@ -65,17 +65,18 @@ class SecuritySection(RunSection):
     privileged = forms.BooleanField(
         required=False, label="Privileged (--privileged)",
         help_text="Every capability, every device of the node, writable /sys, no seccomp. "
-                  "Site admins only.",
+                  "As the team's policy allows.",
     )
     seccomp_unconfined = forms.BooleanField(
         required=False, label="No seccomp filter (--security-opt seccomp=unconfined)",
-        help_text="Without Docker's default syscall filter. Site admins only.",
+        help_text="Without Docker's default syscall filter. As the team's policy allows.",
     )
     devices = forms.CharField(
         label="Devices", required=False,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "/dev/video0:/dev/video0:rwm",
                                      "spellcheck": "false"}),
-        help_text="One per line: /dev/x[:/dev/y][:rwm] (--device). Site admins only.",
+        help_text="One per line: /dev/x[:/dev/y][:rwm] (--device). As the team's policy "
+                  "allows.",
     )
 
     @staticmethod

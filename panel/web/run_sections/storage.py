@@ -137,8 +137,9 @@ class StorageSection(RunSection):
         label="Volumes (-v)", required=False, strip=False,
         widget=_textarea("cass-shared:/var/lib/cassandra/data\n/srv/conf:/etc/app:ro"),
         help_text="One per line: NAME:/path for a named volume (created if missing), "
-                  "/host/path:/path to bind a host directory (site admins), add :ro for "
-                  "read-only. A path alone, like /data, is a new anonymous volume.",
+                  "/host/path:/path to bind a host directory (as the team's policy "
+                  "allows), add :ro for read-only. A path alone, like /data, is a new "
+                  "anonymous volume.",
     )
     mounts = forms.CharField(
         label="Mounts (--mount)", required=False, strip=False,
