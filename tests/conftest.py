@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import live as live_module  # noqa: E402
 
-# Registry fixtures (registry_factory, registry, basic_registry, token_registry) and the real
-# Docker engine (docker_engine, tests/peers.py) for every dir.
-pytest_plugins = ["registry", "peers"]
+# Registry fixtures (registry_factory, registry, basic_registry, token_registry), the real
+# Docker engine (docker_engine, tests/peers.py) and site_admin (tests/people.py) for every dir.
+pytest_plugins = ["registry", "peers", "people"]
 
 LIVE_FIXTURES = {"live_stack", "docker_client"}
 _PYTEST_STATE = "/tmp/dockyard-pytest"

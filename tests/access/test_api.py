@@ -2,14 +2,11 @@
 for each of its methods, each principal gets what its role allows (Docker's 404 wording for
 what it may not see), and a refusal's audit row says where the request came from."""
 
-import asyncio
-import json
 
 import pytest
-from asgiref.sync import async_to_sync
+from apicall import call as api_call
 
 from panel.audit.models import AuditEvent
-from panel.dockerapi.asgi import DockerApiHandler
 
 from .checks import check_row, routes
 from .matrix import API, API_UNLISTED
@@ -19,34 +16,11 @@ USER_AGENT = "Docker-Client/24.0.7 (linux)"
 
 
 def call(method, path, *, user, body=b"", query=""):
-    """One request through the API's ASGI app, as the front server hands it over; returns
-    (status, body)."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": query.encode(), "root_path": "",
-        "headers": [(b"content-type", b"application/json"),
-                    (b"user-agent", USER_AGENT.encode())],
-        "client": CLIENT, "server": ("127.0.0.1", 2375), "dockyard_user_id": user.pk,
-    }
-    out = {"body": b""}
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        else:
-            out["body"] += message.get("body", b"")
-
-    async_to_sync(DockerApiHandler())(scope, receive, send)
-    return out["status"], out["body"]
+    """One request as the front server hands it over from a TCP client; returns (status,
+    parsed body)."""
+    status, _, data = api_call(method, path, user=user, body=body, query=query, client=CLIENT,
+                               headers=[(b"user-agent", USER_AGENT.encode())])
+    return status, data
 
 
 def test_every_api_pattern_and_method_has_a_rule():
@@ -73,8 +47,8 @@ def test_hidden_is_docker_s_404_and_audited_with_the_request(world, db):
     outsider = world.users["outsider"]
     status, body = call("POST", "/containers/blue-box/stop", user=outsider)
     missing_status, missing_body = call("POST", "/containers/no-such-box/stop", user=outsider)
-    assert (status, json.loads(body)) == (404, {"message": "No such container: blue-box"})
-    assert (missing_status, json.loads(missing_body)) == (
+    assert (status, body) == (404, {"message": "No such container: blue-box"})
+    assert (missing_status, missing_body) == (
         404, {"message": "No such container: no-such-box"})
     rows = list(AuditEvent.objects.filter(actor=outsider, outcome="denied"))
     assert len(rows) == 1  # the missing one is not a refusal
@@ -87,7 +61,7 @@ def test_hidden_is_docker_s_404_and_audited_with_the_request(world, db):
 def test_forbidden_names_the_permission(world, db):
     viewer = world.users["viewer"]
     status, body = call("POST", "/containers/blue-box/stop", user=viewer)
-    assert status == 403 and json.loads(body)["message"] == "You may not operate in team blue."
+    assert status == 403 and body["message"] == "You may not operate in team blue."
     row = AuditEvent.objects.get(actor=viewer, outcome="denied")
     assert (row.action, row.team, row.params["permission"]) == (
         "permission.denied", world.blue, "operate")

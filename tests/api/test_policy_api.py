@@ -4,6 +4,7 @@ as the service layer gives the panel, and the refusal in the audit log (interfac
 import json
 
 import pytest
+from apicall import call
 from django.contrib.auth import get_user_model
 
 from panel.audit.models import AuditEvent
@@ -11,7 +12,7 @@ from panel.containers import services
 from panel.containers.policy import Forbidden
 from panel.teams.models import Membership, Team
 
-from .test_views import call, create
+from .test_views import create
 from .test_views import image as image  # noqa: F401 - the fixture
 from .test_views import in_memory_channel_layer as in_memory_channel_layer  # noqa: F401
 

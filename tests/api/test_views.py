@@ -1,17 +1,15 @@
 """The API views in process (no server, no worker): routing, errors, shapes, encodings."""
 
-import asyncio
 import io
 import json
 from datetime import UTC, datetime
 
 import pytest
-from asgiref.sync import async_to_sync
+from apicall import call
 from django.contrib.auth import get_user_model
 
 from panel.containers.models import Container
 from panel.dockerapi import logs
-from panel.dockerapi.asgi import DockerApiHandler
 from panel.dockerapi.common import rfc3339
 from panel.images.models import Image, ImageTag
 from panel.nodes.services import local_node
@@ -38,40 +36,6 @@ def image(db):
         layers=["sha256:" + "c" * 64], created=datetime(2020, 1, 1, tzinfo=UTC))
     ImageTag.objects.create(image=image, repository="busybox", tag="1.29")
     return image
-
-
-def call(method, path, *, user=None, body=b"", query=""):
-    """Run one request through the API's ASGI app; returns (status, headers, body)."""
-    app = DockerApiHandler()
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": query.encode(), "root_path": "",
-        "headers": [(b"content-type", b"application/json")], "client": None, "server": None,
-        "dockyard_user_id": user.pk if user else None,
-    }
-    out = {"body": b""}
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-            out["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
-        else:
-            out["body"] += message.get("body", b"")
-
-    async_to_sync(app)(scope, receive, send)
-    data = out["body"]
-    if out["headers"].get("content-type", "").startswith("application/json") and data:
-        data = json.loads(data)
-    return out["status"], out["headers"], data
 
 
 def create(user, config, name=None):

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from people import ROLES, member, members_of
 
 from panel.audit.models import AuditEvent
 from panel.errors import Conflict, InvalidParameter
@@ -18,31 +19,15 @@ from panel.volumes.models import Volume
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [role.value for role in Membership.Role]
-
-
-def _user(name, team=None, role=None, **extra):
-    # no password: hashing one costs a second on a busy machine, and no test signs in
-    user = get_user_model().objects.create_user(name, email=f"{name}@example.com", **extra)
-    if team is not None:
-        Membership.objects.create(user=user, team=team, role=role)
-    return user
-
 
 @pytest.fixture
 def members(team):
-    """One user per role of team blue."""
-    return {role: _user(f"{role}-user", team, role) for role in ROLES}
-
-
-@pytest.fixture
-def site_admin(db):
-    return _user("root-user", is_superuser=True, is_staff=True)
+    return members_of(team)
 
 
 @pytest.fixture
 def stranger(db):
-    return _user("stranger")
+    return member("stranger")
 
 
 def _rows(action):

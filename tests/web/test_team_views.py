@@ -4,7 +4,7 @@ their set-password link, the policy and quotas form, deleting a team."""
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
+from people import ROLES, member, members_of
 
 from panel.audit.models import AuditEvent
 from panel.nodes.services import local_node
@@ -13,24 +13,10 @@ from panel.volumes.models import Volume
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [role.value for role in Membership.Role]
-
-
-def _user(name, team=None, role=None, **extra):
-    user = get_user_model().objects.create_user(name, email=f"{name}@example.com", **extra)
-    if team is not None:
-        Membership.objects.create(user=user, team=team, role=role)
-    return user
-
 
 @pytest.fixture
 def members(blue):
-    return {role: _user(f"{role}-user", blue, role) for role in ROLES}
-
-
-@pytest.fixture
-def site_admin(db):
-    return _user("root-user", is_superuser=True, is_staff=True)
+    return members_of(blue)
 
 
 def _page(client, team):
@@ -45,7 +31,7 @@ def test_teams_pages_need_a_login(client, blue):
 
 
 def test_list_shows_the_users_teams_with_role_and_member_count(login, members, blue, red):
-    _user("red-user", red, "owner")
+    member("red-user", red, "owner")
     content = login(members["operator"]).get("/teams/").content.decode()
     row = re.search(r'<tr data-team="blue">.*?</tr>', content, re.S).group(0)
     assert f'href="/teams/{blue.pk}/"' in row and ">operator<" in row and "<td>5</td>" in row
@@ -86,7 +72,7 @@ def test_others_may_not_create_teams(login, members):
 @pytest.mark.parametrize("role", ROLES + ["outsider", "site admin"])
 def test_team_page_by_role(login, members, blue, red, site_admin, role):
     user = {"outsider": None, "site admin": site_admin}.get(role) or members.get(role)
-    user = user or _user("red-user", red, "owner")
+    user = user or member("red-user", red, "owner")
     response, content = _page(login(user), blue)
     if role in ("auditor", "outsider"):
         assert response.status_code == 404
@@ -147,7 +133,7 @@ def test_invite_a_new_user_who_sets_a_password_and_signs_in(client, login, membe
 
 
 def test_invite_an_existing_user_shows_no_link(login, members, blue, red):
-    mallory = _user("mallory", red, "owner")
+    mallory = member("mallory", red, "owner")
     mallory.set_password("pw")  # has one already
     mallory.save()
     client = login(members["owner"])
@@ -158,7 +144,7 @@ def test_invite_an_existing_user_shows_no_link(login, members, blue, red):
 
 
 def test_no_link_to_claim_another_teams_invitee(login, members, blue, red, site_admin):
-    _user("newbie", red, "viewer")  # invited to red, no password set yet
+    member("newbie", red, "viewer")  # invited to red, no password set yet
     client = login(members["admin"])
     client.post(f"/teams/{blue.pk}/invite/", {"user": "newbie", "role": "viewer"})
     assert Membership.objects.filter(team=blue, user__username="newbie").exists()
@@ -222,7 +208,7 @@ def test_members_without_manage_get_403(login, members, blue, role):
 
 @pytest.mark.parametrize("role", ["auditor", "outsider"])
 def test_team_actions_are_404_for_those_who_cannot_see_it(login, members, blue, red, role):
-    user = members.get(role) or _user("red-user", red, "owner")
+    user = members.get(role) or member("red-user", red, "owner")
     client = login(user)
     target = Membership.objects.get(user=members["viewer"])
     for url in (f"/teams/{blue.pk}/members/{target.pk}/remove/", f"/teams/{blue.pk}/policy/",

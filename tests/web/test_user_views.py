@@ -6,30 +6,18 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from people import member
 
 from panel.audit.models import AuditEvent
-from panel.teams.models import Membership
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
 
 
-def _user(name, team=None, role=None, **extra):
-    user = User.objects.create_user(name, email=f"{name}@example.com", **extra)
-    if team is not None:
-        Membership.objects.create(user=user, team=team, role=role)
-    return user
-
-
-@pytest.fixture
-def site_admin(db):
-    return _user("root-user", is_superuser=True, is_staff=True)
-
-
 @pytest.fixture
 def owner(blue):
-    return _user("owner-user", blue, "owner")
+    return member("owner-user", blue, "owner")
 
 
 def _row(content, username):
@@ -61,7 +49,7 @@ def test_nav_links(login, owner, site_admin):
 
 def test_list_shows_status_teams_and_2fa(login, site_admin, owner, blue):
     TOTPDevice.objects.create(user=owner, name="phone", confirmed=True)
-    gone = _user("gone-user", is_active=False)
+    gone = member("gone-user", is_active=False)
     content = login(site_admin).get("/users/").content.decode()
     row = _row(content, "owner-user")
     assert f'<a href="/teams/{blue.pk}/">blue</a> <span class="muted small">owner</span>' in row
