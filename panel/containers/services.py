@@ -113,6 +113,9 @@ def create(*, acting_user, config: dict, host_config: dict | None = None, name: 
             networking.make_endpoints(container, net_plan)  # its address (IPAM)
             audit.record("container.create", actor=acting_user, team=team, obj_type="container",
                          obj_id=container.id, obj_repr=container.name, after=_summary(container),
+                         params={"Config": config, "HostConfig": host_config,
+                                 **({"NetworkingConfig": networking_config}
+                                    if networking_config else {})},
                          source=source)
             history.record(container, "create", actor=acting_user)
             publish.container_state(container)

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, call_command
 from django.db import transaction
 
+from panel.audit import services as audit
 from panel.nodes.services import local_node
 from panel.teams.models import Membership
 from panel.teams.services import default_team
@@ -19,17 +20,22 @@ class Command(BaseCommand):
 
     def handle(self, *args, admin_username, admin_password, skip_images, **options):
         User = get_user_model()
-        with transaction.atomic():
+        with audit.command_context("bootstrap"), transaction.atomic():
             node = local_node()
             team = default_team()
             user = User.objects.filter(username=admin_username).first()
             if user is None:
                 password = admin_password or secrets.token_urlsafe(12)
                 user = User.objects.create_superuser(admin_username, "", password)
+                audit.record("user.create", actor=None, team=team, obj_type="user",
+                             obj_id=str(user.pk), obj_repr=admin_username,
+                             after={"site_admin": True, "role": Membership.Role.OWNER})
                 self.stdout.write(f"Created the admin login: {admin_username} / {password}")
             elif admin_password:
                 user.set_password(admin_password)
                 user.save(update_fields=["password"])
+                audit.record("user.set_password", actor=None, team=None, obj_type="user",
+                             obj_id=str(user.pk), obj_repr=admin_username)
             else:
                 self.stdout.write(f"The admin login {admin_username} exists (password unchanged).")
             Membership.objects.get_or_create(user=user, team=team, defaults={"role": Membership.Role.OWNER})
