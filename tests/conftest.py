@@ -56,6 +56,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.live)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """In-process tests hash passwords with MD5: the real hasher (PBKDF2, a million rounds)
+    costs over half a second a user on this machine. Live stacks keep the real one."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(scope="session")
 def live_stack():
     """A complete Dockyard stack (redis, worker, Docker API, panel) for this test session.

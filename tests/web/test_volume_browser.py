@@ -108,7 +108,7 @@ def test_host_bind_mount_is_refused_to_a_non_admin(live_stack, operator_page):
         expect(section).to_have_attribute("open", "")
         error = section.locator(".field.has-error .field-error")
         expect(error).to_contain_text("/etc")
-        expect(error).to_contain_text("site admin")
+        expect(error).to_contain_text("does not allow bind mounts")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "storage-refused.png"), full_page=True)
         listed = live_stack.docker_cli("ps", "-a", "--filter", f"name={name}", "--format",
