@@ -42,7 +42,7 @@ def record(
     address = bound.address if bound else None
     event = AuditEvent(
         actor=actor,
-        actor_name=actor.get_username() if actor else "system",
+        actor_name=actor.get_username() if actor else _nobody(bound),
         team=team,
         action=action,
         object_type=obj_type,
@@ -68,6 +68,12 @@ def record(
         event.save(force_insert=True)
         publish.audit_event(event)
     return event
+
+
+def _nobody(bound) -> str:
+    """The actor of a row without a user: an anonymous client of a request (a failed
+    sign-in), else Dockyard itself."""
+    return "anonymous" if bound and bound.interface in ("panel", "api") else "system"
 
 
 def lock_chain() -> None:

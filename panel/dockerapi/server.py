@@ -190,7 +190,9 @@ class HttpConnection:
         cached = self._token_cache
         if cached and cached[0] == key and now - cached[2] < TOKEN_CACHE_SECONDS:
             return cached[1], ""
-        caller, problem = await sync_to_async(tokens.authenticate)(key)
+        caller, problem = await sync_to_async(tokens.authenticate)(
+            key, address=self.client[0] if self.client else None,
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1"))
         if caller is None:
             self._token_cache = None
             return None, problem

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from panel.audit import context
 from panel.audit import services as audit
 from panel.errors import InvalidParameter
 
@@ -81,22 +82,31 @@ def revoke(actor, token: ApiToken) -> None:
         _token_audit_row("token.revoke", token, actor)
 
 
-def authenticate(key: str) -> tuple[Caller | None, str]:
-    """The caller a key stands for, or None and why not (for the 401's message)."""
-    token = (ApiToken.objects.select_related("user")
+def authenticate(key: str, *, address: str | None = None,
+                 user_agent: str = "") -> tuple[Caller | None, str]:
+    """The caller a key stands for, or None and why not (for the 401's message). A refused
+    key is a failed sign-in: audited (`auth.token_refused`) with the client's address."""
+    token = (ApiToken.objects.select_related("user", "team")
              .filter(key_hash=ApiToken.hash_key(key)).first())
-    if token is None:
-        return None, "invalid API token"
     now = timezone.now()
-    if token.revoked:
-        return None, f"API token {token.name!r} has been revoked"
-    if token.expires and token.expires <= now:
-        return None, f"API token {token.name!r} expired on {token.expires:%Y-%m-%d %H:%M} UTC"
-    if not token.user.is_active:
-        return None, f"the account of API token {token.name!r} is disabled"
-    if token.last_used is None or now - token.last_used >= LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
-    return Caller(token.user_id, token.team_id), ""
+    if token is None:
+        problem = "invalid API token"
+    elif token.revoked:
+        problem = f"API token {token.name!r} has been revoked"
+    elif token.expires and token.expires <= now:
+        problem = f"API token {token.name!r} expired on {token.expires:%Y-%m-%d %H:%M} UTC"
+    elif not token.user.is_active:
+        problem = f"the account of API token {token.name!r} is disabled"
+    else:
+        if token.last_used is None or now - token.last_used >= LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        return Caller(token.user_id, token.team_id), ""
+    with context.bound("api", address=address, user_agent=user_agent, route="authenticate"):
+        audit.record("auth.token_refused", actor=token.user if token else None,
+                     team=token.team if token else None, obj_type="token",
+                     obj_id=str(token.pk) if token else "", obj_repr=token.name if token else "",
+                     outcome="failed", params={"reason": problem})
+    return None, problem
 
 
 def site_admin_caller() -> Caller | None:

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from panel.audit.models import AuditEvent
 from panel.containers.models import Container
 from panel.dockerapi.asgi import DockerApiHandler
 from panel.dockerapi.server import ApiServer
@@ -118,6 +119,15 @@ def test_refused_tokens_say_why(world):
         (401, {"message": "authentication required: send `Authorization: Bearer <token>` "
                           "(docker CLI: HttpHeaders in config.json)"}),
     ]
+    # Each refused key is a failed sign-in in the audit log, from the client's address.
+    rows = list(AuditEvent.objects.filter(action="auth.token_refused").order_by("seq"))
+    assert [(r.actor_name, r.object_repr, r.outcome, r.source, r.address) for r in rows] == [
+        ("alice", "old", "failed", "api", "127.0.0.1"),
+        ("alice", "short", "failed", "api", "127.0.0.1"),
+        ("bob", "bob", "failed", "api", "127.0.0.1"),
+        ("anonymous", "", "failed", "api", "127.0.0.1"),
+    ]
+    assert rows[-1].params["reason"] == "invalid API token"
 
 
 def test_a_user_who_left_the_team_has_no_rights_there(world):

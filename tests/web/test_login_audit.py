@@ -37,7 +37,7 @@ def test_sign_in_rows_and_no_password_anywhere(client, alice, caplog):
         ("auth.login", "success", "alice"),
         ("auth.logout", "success", "alice"),
         ("auth.login_failed", "failed", "alice"),
-        ("auth.login_failed", "failed", "system"),  # no such user: no actor
+        ("auth.login_failed", "failed", "anonymous"),  # no such user: no actor
         ("auth.login_failed", "failed", "alice"),
         ("auth.login_throttled", "denied", "alice"),
     ]
