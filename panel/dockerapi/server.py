@@ -127,6 +127,11 @@ class HttpConnection:
         await self.send(h11.EndOfMessage())
 
     async def respond_error(self, status: int, message: str, extra: list | None = None) -> None:
+        from panel.audit import context, services
+
+        bound = context.current()
+        if bound is not None and bound.refusals:  # audited before the client hears of it
+            await sync_to_async(services.flush)()
         await self.discard_body()
         body = json.dumps({"message": message}).encode() + b"\n"
         await self.respond(status, body, extra=extra)

@@ -26,3 +26,7 @@ class AuditedConnect:
                 await super().websocket_connect(message)
             finally:
                 await sync_to_async(audit.flush)()
+
+    async def close(self, *args, **kwargs):
+        await sync_to_async(audit.flush)()  # a refusal is audited before the client hears of it
+        await super().close(*args, **kwargs)
