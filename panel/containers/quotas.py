@@ -78,43 +78,33 @@ def usage(team) -> dict:
     return {**_counted(team), "storage": storage.usage(team)}
 
 
-def _cpus(nano: int) -> str:
-    return f"{nano / 1e9:g}"
-
-
 def _refuse(user, team, message: str, quota: str, **numbers) -> QuotaExceeded:
     return refuse(QuotaExceeded(message), user=user, team=team, action="quota.exceeded",
                   quota=quota, **numbers)
 
 
-def _check_memory(user, team, used: int, asked: int, *, need_limit: bool) -> None:
-    if team.max_memory is None:
-        return
-    if need_limit and not asked:
-        raise _refuse(user, team, f"team {team.name} has a memory quota "
-                      f"({human_bytes(team.max_memory)}, {human_bytes(used)} used): give the "
-                      "container a memory limit (-m, e.g. -m 256m)", "max_memory",
-                      used=used, limit=team.max_memory)
-    if used + asked > team.max_memory:
-        raise _refuse(user, team, f"memory quota of team {team.name} exceeded: "
-                      f"{human_bytes(used)} used, {human_bytes(asked)} more asked, quota "
-                      f"{human_bytes(team.max_memory)}", "max_memory",
-                      used=used, asked=asked, limit=team.max_memory)
+# A limit quota's field -> what it bounds, the flag that sets a container's, how amounts read.
+_LIMIT_QUOTAS = {
+    "max_memory": ("memory", "-m, e.g. -m 256m", human_bytes),
+    "max_nano_cpus": ("CPU", "--cpus, e.g. --cpus 0.5",
+                      lambda nano: f"{nano / 1e9:g} CPU" + ("" if nano == 10**9 else "s")),
+}
 
 
-def _check_cpus(user, team, used: int, asked: int, *, need_limit: bool) -> None:
-    if team.max_nano_cpus is None:
+def _check_limit(user, team, field: str, used: int, asked: int, *, need_limit: bool) -> None:
+    """``asked`` more of a memory or CPU quota (``field``) fits, or QuotaExceeded."""
+    quota = getattr(team, field)
+    if quota is None:
         return
+    what, flag, shown = _LIMIT_QUOTAS[field]
     if need_limit and not asked:
-        raise _refuse(user, team, f"team {team.name} has a CPU quota "
-                      f"({_cpus(team.max_nano_cpus)} CPUs, {_cpus(used)} used): give the "
-                      "container a CPU limit (--cpus, e.g. --cpus 0.5)", "max_nano_cpus",
-                      used=used, limit=team.max_nano_cpus)
-    if used + asked > team.max_nano_cpus:
-        raise _refuse(user, team, f"CPU quota of team {team.name} exceeded: {_cpus(used)} "
-                      f"CPUs used, {_cpus(asked)} more asked, quota "
-                      f"{_cpus(team.max_nano_cpus)}", "max_nano_cpus",
-                      used=used, asked=asked, limit=team.max_nano_cpus)
+        raise _refuse(user, team, f"team {team.name} has a {what} quota ({shown(quota)}, "
+                      f"{shown(used)} used): give the container a {what} limit ({flag})",
+                      field, used=used, limit=quota)
+    if used + asked > quota:
+        raise _refuse(user, team, f"{what} quota of team {team.name} exceeded: {shown(used)} "
+                      f"used, {shown(asked)} more asked, quota {shown(quota)}",
+                      field, used=used, asked=asked, limit=quota)
 
 
 def _locked(team) -> Team:
@@ -133,8 +123,10 @@ def check_create(user, team, host_config: dict) -> None:
         raise _refuse(user, team, f"container quota of team {team.name} exceeded: "
                       f"{used['containers']} containers of {team.max_containers}",
                       "max_containers", used=used["containers"], limit=team.max_containers)
-    _check_memory(user, team, used["memory"], memory_of(host_config), need_limit=True)
-    _check_cpus(user, team, used["nano_cpus"], nano_cpus_of(host_config), need_limit=True)
+    _check_limit(user, team, "max_memory", used["memory"], memory_of(host_config),
+                 need_limit=True)
+    _check_limit(user, team, "max_nano_cpus", used["nano_cpus"], nano_cpus_of(host_config),
+                 need_limit=True)
 
 
 def check_update(user, container, new: dict) -> None:
@@ -147,7 +139,8 @@ def check_update(user, container, new: dict) -> None:
     used, mine = _counted(team), _counted(team, only_id=container.pk)
     more_memory = memory_of(new) - mine["memory"]
     if more_memory > 0:
-        _check_memory(user, team, used["memory"], more_memory, need_limit=False)
+        _check_limit(user, team, "max_memory", used["memory"], more_memory, need_limit=False)
     more_cpus = nano_cpus_of(new) - mine["nano_cpus"]
     if more_cpus > 0:
-        _check_cpus(user, team, used["nano_cpus"], more_cpus, need_limit=False)
+        _check_limit(user, team, "max_nano_cpus", used["nano_cpus"], more_cpus,
+                     need_limit=False)

@@ -80,7 +80,7 @@ def test_cpus_from_nano_cpus_and_cfs_quota(owner, team, image, enqueued):
         create(owner, team, Memory=64 * MiB)
     create(owner, team, NanoCpus=CPU * 3 // 2)
     with pytest.raises(QuotaExceeded, match=r"^CPU quota of team blue exceeded: 1\.5 CPUs "
-                                            r"used, 1 more asked, quota 2$"):
+                                            r"used, 1 CPU more asked, quota 2 CPUs$"):
         create(owner, team, CpuQuota=100_000, CpuPeriod=100_000)
     create(owner, team, CpuQuota=25_000)  # 0.25 CPU of the default 100ms period
     assert quotas.usage(team)["nano_cpus"] == CPU * 7 // 4
@@ -113,7 +113,7 @@ def test_update_of_a_container_without_a_limit(owner, team, image, enqueued):
     old = create(owner, team)  # made before the team had a CPU quota
     set_quotas(team, max_nano_cpus=CPU)
     services.update(acting_user=owner, container=old, resources={"CpuShares": 512})
-    with pytest.raises(QuotaExceeded, match="0 CPUs used, 2 more asked, quota 1"):
+    with pytest.raises(QuotaExceeded, match="0 CPUs used, 2 CPUs more asked, quota 1 CPU$"):
         services.update(acting_user=owner, container=old, resources={"NanoCpus": 2 * CPU})
     services.update(acting_user=owner, container=old, resources={"NanoCpus": CPU})
 
