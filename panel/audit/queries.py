@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from panel.teams.models import Team
-from panel.teams.services import hidden, team_ids_with, teams_of
+from panel.teams.services import hidden, is_site_admin, team_ids_with, teams_of
 
 from . import chain
 from .context import INTERFACES
@@ -22,11 +22,6 @@ from .models import AuditEvent
 INTERFACE_LABELS = {"panel": "Panel", "api": "Docker API", "command": "Command",
                     "system": "System"}
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"  # what <input type=datetime-local> sends
-
-
-def sees_every_row(user) -> bool:
-    """A site admin (one acting through a team-scoped API token reads that team's rows)."""
-    return user.is_superuser and getattr(user, "token_team_id", None) is None
 
 
 def auditable_teams(user):
@@ -50,7 +45,7 @@ def note_refused_reader(user) -> None:
 def visible_events(user):
     """Every row for a site admin; otherwise the rows of the teams it may audit (rows
     without a team, such as failed logins, are site admins' only)."""
-    if sees_every_row(user):
+    if is_site_admin(user):
         return AuditEvent.objects.all()
     return AuditEvent.objects.filter(team__in=auditable_teams(user))
 
@@ -111,7 +106,7 @@ class AuditFilter(forms.Form):
         """The one team whose rows the selection can hold, or None when it spans several."""
         if self.is_valid() and self.cleaned_data["team"]:
             return self.cleaned_data["team"]
-        if sees_every_row(self.user):
+        if is_site_admin(self.user):
             return None
         teams = list(auditable_teams(self.user)[:2])
         return teams[0] if len(teams) == 1 else None

@@ -23,7 +23,7 @@ from panel.audit import services as audit
 from panel.errors import Conflict, InvalidParameter
 
 from .models import Membership, Team
-from .services import check_permission, deny
+from .services import check_permission, deny, is_site_admin
 
 POLICY_FIELDS = ("allow_privileged", "allow_host_namespaces", "allow_devices",
                  "allow_extra_capabilities", "allow_unconfined_seccomp", "bind_prefixes",
@@ -33,12 +33,6 @@ ROLES = tuple(Membership.Role.values)
 
 
 # ------------------------------------------------------------------------ shared helpers
-
-
-def is_site_admin(user) -> bool:
-    """A superuser acting with its full rights (not through a team-scoped API token)."""
-    return bool(user is not None and user.is_superuser
-                and getattr(user, "token_team_id", None) is None)
 
 
 def require_site_admin(user, what: str) -> None:

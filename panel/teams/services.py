@@ -45,6 +45,11 @@ def _token_team_id(user):
     return getattr(user, "token_team_id", None)
 
 
+def is_site_admin(user) -> bool:
+    """A superuser acting with its full rights (not through a team-scoped API token)."""
+    return bool(user is not None and user.is_superuser and _token_team_id(user) is None)
+
+
 def teams_of(user, permission: str = "view"):
     """The teams in which the user has ``permission`` (whose objects it may see by default)."""
     teams = Team.objects.all()
