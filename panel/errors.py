@@ -9,6 +9,12 @@ class DockyardError(Exception):
         self.message = message
 
 
+def message_of(exc: Exception) -> str:
+    """What to show a user of a service's refusal: a DockyardError's message, else its text
+    (Django's PermissionDenied, a ValidationError...)."""
+    return getattr(exc, "message", None) or str(exc)
+
+
 class NotFound(DockyardError):
     status = 404
 

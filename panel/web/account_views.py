@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
 from panel.audit import services as audit
-from panel.errors import DockyardError
+from panel.errors import DockyardError, message_of
 from panel.teams import login, tokens, two_factor
 from panel.teams.models import ApiToken
 
@@ -125,7 +125,7 @@ def token_create(request):
             token, key = tokens.issue(request.user, form.cleaned_data["name"],
                                       team=form.cleaned_data["team"], expires=form.expires())
         except (DockyardError, PermissionDenied) as exc:
-            form.add_error(None, getattr(exc, "message", None) or str(exc))
+            form.add_error(None, message_of(exc))
         else:
             return _account_page(request, new_key={"token": token, "key": key})
     return _account_page(request, token_form=form, status=400)

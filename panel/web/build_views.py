@@ -18,7 +18,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from panel.errors import DockyardError, NotFound
+from panel.errors import DockyardError, NotFound, message_of
 from panel.images import builds, references, spool
 from panel.jobs import services as jobs
 from panel.jobs.models import Job
@@ -26,7 +26,6 @@ from panel.teams.services import check_permission, has_permission, primary_team,
 
 from .image_views import (
     _default_team,
-    _error_text,
     _reserve_job_id,
     _spool_upload,
     _take_job_id,
@@ -144,7 +143,7 @@ class BuildForm(forms.Form):
         try:
             return [str(references.parse_tag(tag)) for tag in tags]
         except DockyardError as exc:
-            raise forms.ValidationError(_error_text(exc)) from None
+            raise forms.ValidationError(message_of(exc)) from None
 
     def clean_build_args(self):
         return _pairs(self.cleaned_data["build_args"], "Build arguments")
@@ -157,7 +156,7 @@ class BuildForm(forms.Form):
         try:
             return builds.normalize_remote(remote) if remote else ""
         except DockyardError as exc:
-            raise forms.ValidationError(_error_text(exc)) from None
+            raise forms.ValidationError(message_of(exc)) from None
 
     def clean_dockerfile_text(self):
         text = self.cleaned_data["dockerfile_text"]
@@ -222,7 +221,7 @@ def image_build(request):
         except forms.ValidationError as exc:
             form.add_error("context", exc)
         except (DockyardError, PermissionDenied) as exc:
-            form.add_error(None, _error_text(exc))
+            form.add_error(None, message_of(exc))
         else:
             return redirect("web:build-detail", job_id=job.id)
     return render(request, "web/image_build.html", {
@@ -278,7 +277,7 @@ def build_cancel(request, job_id):
     try:
         builds.cancel(request.user, job.id, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
     else:
         if not job.is_terminal:
             messages.info(request, "Cancelling the build…")

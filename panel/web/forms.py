@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from panel.containers import services as containers
-from panel.errors import Conflict, DockyardError, NotFound
+from panel.errors import Conflict, DockyardError, NotFound, message_of
 
 from .run_sections import section_classes
 from .run_sections.network import NetworkSection
@@ -244,7 +244,7 @@ class RunForm(StorageSection, NetworkSection, ResourcesSection, SecuritySection,
                                               networking_config=networking_config)
                 containers.start(acting_user=self.user, container=container, source="panel")
         except (DockyardError, PermissionDenied) as exc:
-            message = getattr(exc, "message", None) or str(exc)
+            message = message_of(exc)
             field = _field_of(exc, message, type(self))
             if field == "image":
                 message += f". Pull it first (docker pull {data['image']}) or pick one from the list."

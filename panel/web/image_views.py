@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from panel.containers import services as containers
 from panel.containers.status import human_size
-from panel.errors import DockyardError, NotFound
+from panel.errors import DockyardError, NotFound, message_of
 from panel.events.consumers import RESERVED_JOBS_KEY
 from panel.images import credentials, references, spool
 from panel.images import services as images
@@ -37,10 +37,6 @@ from .team_choice import offer_teams
 MAX_RESERVED_JOBS = 20  # forms open in other tabs keep theirs
 SAVE_TIMEOUT = 30 * 60  # seconds a save may take before the page gives up waiting
 UPLOAD_CHUNK = 1 << 20
-
-
-def _error_text(exc) -> str:
-    return getattr(exc, "message", None) or str(exc)
 
 
 def _reserve_job_id(request) -> str:
@@ -175,7 +171,7 @@ def _prune(request, *, all_images: bool):
     try:
         report = images.prune(request.user, all_images=all_images, source="panel")
     except (DockyardError, PermissionDenied) as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return redirect("web:image-list")
     deleted = [entry for entry in report.get("ImagesDeleted") or [] if "Deleted" in entry]
     if deleted:
@@ -214,7 +210,7 @@ def image_detail(request, image_id):
     try:
         history = _history(request.user, image)
     except DockyardError as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         history = []
     tags = list(image.tags.all())
     return render(request, "web/image_detail.html", {
@@ -241,7 +237,7 @@ def image_tag(request, image_id):
         target = references.parse_tag(request.POST.get("target", "").strip())
         images.tag(request.user, image.id, target.repository, target.tag, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(image.id)
     messages.success(request, f"Tagged {image.short_id} as {target}.")
     return _back(image.id)
@@ -259,7 +255,7 @@ def image_remove(request, image_id):
         report = images.remove(request.user, ref, force=request.POST.get("force") == "on",
                                source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(image.id)
     lines = [f"{kind} {what}" for entry in report for kind, what in entry.items()]
     messages.success(request, "; ".join(lines) or f"Removed {ref}.")
@@ -280,7 +276,7 @@ def image_push(request, image_id):
     try:
         job = images.push(request.user, ref, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(image.id)
     return redirect("web:image-job", job_id=job.id)
 
@@ -300,7 +296,7 @@ def image_save(request, image_id):
         job = images.save(request.user, [str(tag) for tag in tags] or [image.id], source="panel")
         job = async_to_sync(jobs.wait_for)(job.id, timeout=SAVE_TIMEOUT)
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(image.id)
     if job.state != Job.State.SUCCEEDED:
         messages.error(request, job.error or "The save did not finish in time.")
@@ -324,7 +320,7 @@ def image_pull(request):
                               team=form.chosen_team(), source="panel",
                               job_id=_take_job_id(request))
         except (DockyardError, PermissionDenied) as exc:
-            form.add_error("reference", _error_text(exc))
+            form.add_error("reference", message_of(exc))
         else:
             return redirect("web:image-job", job_id=job.id)
     return _pull_page(request, pull_form=form)
@@ -360,7 +356,7 @@ def image_load(request):
                               job_id=_take_job_id(request))
         except (DockyardError, PermissionDenied) as exc:
             spool.discard(path)  # no job will
-            form.add_error("archive", _error_text(exc))
+            form.add_error("archive", message_of(exc))
         else:
             return redirect("web:image-job", job_id=job.id)
     return _pull_page(request, load_form=form)
@@ -423,7 +419,7 @@ def registry_credentials(request):
             images.login(request.user, registry=data["registry"], username=data["username"],
                          password=data["password"], team=form.chosen_team(), source="panel")
         except (DockyardError, PermissionDenied) as exc:
-            form.add_error(None, _error_text(exc))
+            form.add_error(None, message_of(exc))
         else:
             messages.success(request, f"Login to {data['registry']} as {data['username']} "
                                       "checked and saved.")
@@ -450,7 +446,7 @@ def registry_credential_remove(request, credential_id):
         credentials.remove(credential.team, credential.registry, acting_user=request.user,
                            source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
     else:
         messages.success(request, f"Removed the credentials of {credential.team.name} for "
                                   f"{credential.registry}.")

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from panel.containers import services as containers
-from panel.errors import DockyardError
+from panel.errors import DockyardError, message_of
 
 from .run_sections.resources import ResourcesSection
 from .views import _get_container
@@ -32,7 +32,7 @@ def container_update(request, container_id):
         containers.update(acting_user=request.user, container=container, resources=body,
                           source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, getattr(exc, "message", None) or str(exc))
+        messages.error(request, message_of(exc))
     else:
         messages.success(request, f"Update of the limits of {container.name} requested.")
     return redirect(reverse("web:container-detail", args=[container.id]) + "#limits")

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from panel.containers import services as containers
-from panel.errors import DockyardError, NotFound
+from panel.errors import DockyardError, NotFound, message_of
 from panel.jobs.models import Job
 from panel.jobs.services import visible_jobs
 from panel.networks import services as networks
@@ -30,10 +30,6 @@ from .volume_views import key_value_lines
 _ERROR_FIELDS = (("need a subnet", "subnet"), ("gateway", "gateway"), ("range", "ip_range"),
                  ("pool", "subnet"), ("subnet", "subnet"), ("name", "name"))
 MAX_POLICY_ROWS = 200
-
-
-def _error_text(exc) -> str:
-    return getattr(exc, "message", None) or str(exc)
 
 
 def _subnet_field(placeholder: str, help_text: str, label: str | None = None):
@@ -129,7 +125,7 @@ class NetworkForm(forms.Form):
                 ipam={"Driver": "default", "Config": [ipam_config] if ipam_config else []},
                 team=self.teams.get(data.get("team") or ""), source="panel")
         except (DockyardError, PermissionDenied) as exc:
-            message = _error_text(exc)
+            message = message_of(exc)
             field = next((f for words, f in _ERROR_FIELDS if words in message.lower()), None)
             self.add_error(field, message)
             return None
@@ -278,7 +274,7 @@ def network_remove(request, name):
     try:
         networks.remove(acting_user=request.user, network=network, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         if request.POST.get("back") == "detail":  # the button on the network's own page
             return _back(network)
         return redirect("web:network-list")
@@ -291,7 +287,7 @@ def _container(request):
     try:
         return containers.resolve(request.user, request.POST.get("container", "").strip())
     except DockyardError as exc:
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return None
 
 
@@ -308,7 +304,7 @@ def network_connect(request, name):
         networks.connect(acting_user=request.user, network=network, container=container,
                          ip=request.POST.get("ip", "").strip(), aliases=aliases, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(network)
     messages.success(request, f"Connected {container.name} to {network.name}.")
     return _back(network)
@@ -326,7 +322,7 @@ def network_disconnect(request, name):
         networks.disconnect(acting_user=request.user, network=network, container=container,
                             source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(network)
     messages.success(request, f"Disconnected {container.name} from {network.name}.")
     return _back(network)
@@ -351,7 +347,7 @@ def network_policy(request, name):
                             icc=request.POST.get("icc") == "on",
                             allow=_posted_pairs(request.POST), source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, _error_text(exc))
+        messages.error(request, message_of(exc))
         return _back(network)
     messages.success(request, f"Policy of {network.name} saved.")
     return _back(network)

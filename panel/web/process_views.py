@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from panel.containers import processes
 from panel.containers import services as containers
-from panel.errors import DockyardError
+from panel.errors import DockyardError, message_of
 
 from .views import _get_container
 
@@ -25,7 +25,7 @@ def container_rename(request, container_id):
         renamed = containers.rename(acting_user=request.user, container=container, new_name=new,
                                     source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, getattr(exc, "message", None) or str(exc))
+        messages.error(request, message_of(exc))
     else:
         messages.success(request, f"Renamed {old} to {renamed.name}.")
     return redirect("web:container-detail", container_id=container.id)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from panel.containers import quotas
 from panel.containers.resources import human_bytes
-from panel.errors import DockyardError
+from panel.errors import DockyardError, message_of
 from panel.teams import actions
 from panel.teams.models import Membership, Team
 from panel.teams.services import check_permission, has_permission, hidden, teams_of
@@ -36,10 +36,6 @@ INVITE_SESSION_KEY = "team_invite_link"  # shown once, on the page the invitatio
 _POLICY_ERROR_FIELDS = (("bind prefix", "bind_prefixes"), ("max_containers", "max_containers"),
                         ("max_memory", "max_memory"), ("max_nano_cpus", "max_cpus"),
                         ("storage_quota", "storage_quota"))
-
-
-def error_text(exc) -> str:
-    return getattr(exc, "message", None) or str(exc)
 
 
 def password_link(request, user) -> dict:
@@ -103,7 +99,7 @@ def _create_team(request, form):
         return actions.do_create_team(form.cleaned_data["name"], acting_user=request.user,
                                       owner=owner)
     except DockyardError as exc:
-        form.add_error("name", error_text(exc))
+        form.add_error("name", message_of(exc))
         return None
 
 
@@ -166,7 +162,7 @@ def team_invite(request, team_id):
                 team, form.cleaned_data["user"], form.cleaned_data["role"],
                 acting_user=request.user)
         except DockyardError as exc:
-            message = error_text(exc)
+            message = message_of(exc)
             form.add_error("role" if "invalid role" in message else "user", message)
         else:
             invited = membership.user
@@ -192,7 +188,7 @@ def team_member_role(request, team_id, membership_id):
         actions.do_change_role(membership, request.POST.get("role", ""),
                                acting_user=request.user)
     except DockyardError as exc:
-        messages.error(request, error_text(exc))
+        messages.error(request, message_of(exc))
     else:
         membership.refresh_from_db()
         messages.success(request, f"{membership.user.get_username()} is now {membership.role} "
@@ -208,7 +204,7 @@ def team_member_remove(request, team_id, membership_id):
     try:
         actions.do_remove_member(membership, acting_user=request.user)
     except DockyardError as exc:
-        messages.error(request, error_text(exc))
+        messages.error(request, message_of(exc))
         return redirect("web:team-detail", team_id=team.pk)
     messages.success(request, f"{membership.user.get_username()} removed from team {team.name}.")
     if not has_permission(request.user, team, "view"):  # removed oneself
@@ -226,7 +222,7 @@ def team_policy(request, team_id):
         try:
             changed = actions.do_update_policy(team, acting_user=request.user, **form.changes())
         except DockyardError as exc:
-            message = error_text(exc)
+            message = message_of(exc)
             field = next((f for words, f in _POLICY_ERROR_FIELDS if words in message), None)
             form.add_error(field, message)
         else:
@@ -245,7 +241,7 @@ def team_delete(request, team_id):
     try:
         actions.do_delete_team(team, acting_user=request.user)
     except DockyardError as exc:
-        messages.error(request, error_text(exc))
+        messages.error(request, message_of(exc))
         return redirect("web:team-detail", team_id=team.pk)
     messages.success(request, f"Team {team.name} deleted.")
     return redirect("web:team-list")

@@ -12,11 +12,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from panel.errors import DockyardError
+from panel.errors import DockyardError, message_of
 from panel.teams import actions
 
 from .team_forms import UserForm
-from .team_views import error_text, password_link
+from .team_views import password_link
 
 LINK_SESSION_KEY = "user_password_link"  # shown once, on the users page
 
@@ -51,7 +51,7 @@ def user_list(request):
                                           email=form.cleaned_data["email"],
                                           is_site_admin=form.cleaned_data["site_admin"])
         except DockyardError as exc:
-            form.add_error("username", error_text(exc))
+            form.add_error("username", message_of(exc))
         else:
             _remember_link(request, user)
             messages.success(request, f"User {user.get_username()} created.")
@@ -74,7 +74,7 @@ def _user_action(request, user_id, change, done: str):
     try:
         change(user)
     except DockyardError as exc:
-        messages.error(request, error_text(exc))
+        messages.error(request, message_of(exc))
     else:
         messages.success(request, done.format(name=user.get_username()))
     return redirect("web:user-list")

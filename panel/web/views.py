@@ -16,7 +16,7 @@ from panel.containers import security as container_security
 from panel.containers import services as containers
 from panel.containers.models import Container
 from panel.containers.status import command_of, status_text
-from panel.errors import DockyardError, NotFound
+from panel.errors import DockyardError, NotFound, message_of
 from panel.images.models import ImageTag
 from panel.images.services import visible_images
 from panel.jobs.services import resolve as resolve_job
@@ -167,7 +167,7 @@ def container_action(request, container_id, action):
     try:
         service(acting_user=request.user, container=container, source="panel", **kwargs)
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, getattr(exc, "message", None) or str(exc))
+        messages.error(request, message_of(exc))
         return redirect("web:container-detail", container_id=container.id)
     messages.success(request, done.format(name=container.name))
     if action == "remove":

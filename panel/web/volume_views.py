@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from panel.containers.status import human_size
-from panel.errors import DockyardError, NotFound
+from panel.errors import DockyardError, NotFound, message_of
 from panel.teams.models import Membership
 from panel.teams.services import has_permission, teams_of
 from panel.volumes import services as volumes
@@ -93,7 +93,7 @@ class VolumeForm(forms.Form):
                                   labels=data["labels"], options=data["options"],
                                   team=self.teams.get(data.get("team") or ""), source="panel")
         except (DockyardError, PermissionDenied) as exc:
-            message = getattr(exc, "message", None) or str(exc)
+            message = message_of(exc)
             field = next((f for words, f in _ERROR_FIELDS if words in message.lower()), None)
             self.add_error(field, message)
             return None
@@ -156,7 +156,7 @@ def _prune(request):
         removed, reclaimed = volumes.prune(acting_user=request.user, filters={"all": ["true"]},
                                            source="panel")
     except (DockyardError, PermissionDenied) as exc:
-        messages.error(request, getattr(exc, "message", None) or str(exc))
+        messages.error(request, message_of(exc))
         return redirect("web:volume-list")
     if removed:
         plural = "" if len(removed) == 1 else "s"
@@ -180,7 +180,7 @@ def volume_remove(request, name):
     try:
         volumes.remove(acting_user=request.user, volume=volume, source="panel")
     except DockyardError as exc:  # PermissionDenied: a 403 page
-        messages.error(request, getattr(exc, "message", None) or str(exc))
+        messages.error(request, message_of(exc))
         if request.POST.get("back") == "detail":  # the button on the volume's own page
             return redirect("web:volume-detail", name=volume.name)
         return redirect("web:volume-list")
